@@ -1,0 +1,26 @@
+"""Lepton: data -> train/tune -> evaluate -> compress -> serve -> feedback -> retrain.
+
+``import lepton`` is light; the parts load on first use (``lepton.core``, ``lepton.datasets``...).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "core": "lepton.core",
+    "datasets": "lepton.datasets",
+    "errors": "lepton.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return importlib.import_module(_LAZY[name])
+    raise AttributeError(f"module 'lepton' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_LAZY]

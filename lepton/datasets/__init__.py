@@ -1,0 +1,5 @@
+"""Datasets that ship with Lepton, offline."""
+
+from lepton.datasets import mnist
+
+__all__ = ["mnist"]
