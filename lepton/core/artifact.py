@@ -34,9 +34,12 @@ def looks_like_pickle(path: Path) -> bool:
     """True for raw pickles (protocol 2+) and zip archives holding one (torch.save)."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(4)
+            head = handle.read(9)
     except OSError:
         return False
+    if len(head) == 9 and head[8:9] == b"{" and \
+            int.from_bytes(head[:8], "little") < path.stat().st_size:
+        return False  # a safetensors header: 8-byte length, then JSON
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return True
     if head.startswith(b"PK"):

@@ -155,8 +155,6 @@ class ReduceLROnPlateau(_Monitor):
             for group in self.model.torch_optimizer.param_groups:
                 group["lr"] = max(group["lr"] * self.factor, self.min_lr)
             self.wait, self.cooldown_left = 0, self.cooldown
-        if logs is not None:
-            logs["lr"] = self.model.torch_optimizer.param_groups[0]["lr"]
 
     def get_state(self) -> dict:
         return {**super().get_state(), "cooldown_left": self.cooldown_left}
@@ -214,7 +212,7 @@ class TensorBoard(Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         from lepton.errors import require
 
-        require("tensorboard", "dev")
+        require("tensorboard", "tensorboard")
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(self.log_dir)

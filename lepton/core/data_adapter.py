@@ -47,6 +47,8 @@ def to_tensor(value: Any, what: str, integer_ok: bool = False) -> torch.Tensor:
                                   fix="encode strings/categories as numbers first")
         if array.dtype.kind == "b":
             array = array.astype(np.float32)
+        if not array.flags.writeable:
+            array = array.copy()
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     if tensor.is_floating_point():
         return tensor.float() if tensor.dtype != torch.float32 else tensor

@@ -32,8 +32,13 @@ class Progress:
         self.started = time.perf_counter()
         if self.verbose != 1:
             return
-        from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
         from rich.progress import Progress as RichProgress
 
         self.bar = RichProgress(

@@ -70,7 +70,8 @@ def test_second_example_trains_to_high_accuracy(mnist_small):
     assert predictions.shape == (1000, 10)
     np.testing.assert_allclose(predictions.sum(axis=1), 1.0, rtol=1e-4)
     assert history.history["loss"][-1] < history.history["loss"][0]
-    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy",
+                                   "learning_rate"}
     assert accuracy[1] > 0.9
     assert (predictions.argmax(1) == test_labels).mean() == pytest.approx(accuracy[1])
 

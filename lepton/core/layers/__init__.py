@@ -3,7 +3,15 @@
 from lepton.core.layers.attention import MultiHeadAttention, TransformerEncoder
 from lepton.core.layers.base import Layer, SymbolicTensor, register
 from lepton.core.layers.conv import Conv1D, Conv2D
-from lepton.core.layers.core import Activation, Dense, Dropout, Embedding, Flatten, Rescaling, Reshape
+from lepton.core.layers.core import (
+    Activation,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    Rescaling,
+    Reshape,
+)
 from lepton.core.layers.merge import Add, Concatenate
 from lepton.core.layers.normalization import BatchNormalization, LayerNormalization
 from lepton.core.layers.pooling import (

@@ -59,9 +59,9 @@ class TransformerEncoder(Layer):
         super().__init__(**kwargs)
         self.num_heads = positive_int(num_heads, "TransformerEncoder", "num_heads",
                                       "TransformerEncoder(num_heads=4, intermediate_dim=128)")
-        self.intermediate_dim = positive_int(intermediate_dim, "TransformerEncoder",
-                                             "intermediate_dim",
-                                             "TransformerEncoder(num_heads=4, intermediate_dim=128)")
+        self.intermediate_dim = positive_int(
+            intermediate_dim, "TransformerEncoder", "intermediate_dim",
+            "TransformerEncoder(num_heads=4, intermediate_dim=128)")
         self.dropout = rate_in_unit_interval(dropout, "TransformerEncoder", "dropout")
 
     def build(self, input_shape: tuple) -> None:

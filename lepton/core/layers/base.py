@@ -224,7 +224,7 @@ def _validate_input_shape(shape: Any, owner: str) -> tuple[int, ...]:
         isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
     ):
         raise ConfigError(
-            f"{owner} expected `input_shape` to be a tuple of positive ints, without the batch axis",
+            f"{owner} expected `input_shape` as a tuple of positive ints, without the batch axis",
             received=f"input_shape={shape!r}",
             fix="for 28x28 grayscale images use input_shape=(28, 28, 1)",
         )

@@ -229,6 +229,7 @@ class Trainer:
                 if val is not None:
                     val_logs = self.evaluate_batches(self.array_batches(val, max(batch_size, 256)))
                     logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                logs["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
                 progress.epoch_end(epoch, logs)
                 for cb in self.callbacks:
                     cb.on_epoch_end(epoch, logs)

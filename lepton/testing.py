@@ -1,0 +1,54 @@
+"""Test helpers that ship with Lepton, so users test their own layers the way we test ours."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def run_layer_test(make_layer: Callable[[], Any], input_shape: tuple[int, ...],
+                   expected_output_shape: tuple[int, ...], input_dtype: str = "float32",
+                   batch: int = 3) -> Any:
+    """Check one layer: lazy build and output shape, config round trip, save/load with
+    identical outputs, gradients reaching every weight, and a bfloat16 autocast forward.
+    ``input_shape``/``expected_output_shape`` exclude the batch axis. Returns the model."""
+    from lepton.core import Input, Model, load_model
+    from lepton.core.layers.base import deserialize_layer, serialize_layer
+
+    layer = make_layer()
+    inputs = Input(input_shape, dtype=input_dtype)
+    model = Model(inputs, layer(inputs))
+    if input_dtype.startswith("int"):
+        x = torch.randint(0, 5, (batch, *input_shape))
+    else:
+        x = torch.randn(batch, *input_shape)
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    assert tuple(out.shape) == (batch, *expected_output_shape), (
+        f"{type(layer).__name__}: expected output {(batch, *expected_output_shape)}, "
+        f"got {tuple(out.shape)}")
+
+    clone = deserialize_layer(serialize_layer(layer))
+    assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(f"{tmp}/model")
+        loaded = load_model(f"{tmp}/model")
+        with torch.no_grad():
+            np.testing.assert_allclose(loaded(x).numpy(), out.numpy(), rtol=1e-5, atol=1e-6)
+
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if params and out.is_floating_point():
+        model(x).float().square().mean().backward()
+        missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+        assert not missing, f"no gradient reached {missing}"
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert tuple(model(x).shape) == (batch, *expected_output_shape)
+    return model
