@@ -20,7 +20,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from lepton.demo import train_mnist
+    from lepton.errors import ConfigError
 
+    if args.epochs < 1:
+        raise ConfigError("--epochs must be at least 1", received=f"--epochs {args.epochs}")
     console = Console()
     samples, epochs = (5000, 1) if args.quick else (None, args.epochs)
     result = train_mnist(args.out, epochs=epochs, samples=samples, say=console.print)

@@ -58,10 +58,12 @@ class Progress:
     def epoch_end(self, epoch: int, logs: dict) -> None:
         elapsed = time.perf_counter() - self.started
         if self.bar is not None:
-            self.bar.update(self.task, logs=format_logs(logs))
+            total = self.bar.tasks[0].total
+            self.bar.update(self.task, completed=total if total is not None else
+                            self.bar.tasks[0].completed, logs=f"loss: {logs.get('loss', 0):.4f}")
             self.bar.stop()
             self.bar = None
-        elif self.verbose == 2:
+        if self.verbose in (1, 2):
             head = f"Epoch {epoch + 1}/{self.epochs}" if self.epochs else "Evaluate"
             print(f"{head} - {elapsed:.1f}s - {format_logs(logs)}", flush=True)
 

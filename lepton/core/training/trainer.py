@@ -252,6 +252,7 @@ class Trainer:
         buffer = torch.zeros(LOG_INTERVAL, device=self.device)
         self.loss_sum, self.loss_count, pending = 0.0, 0, 0
         progress.epoch_begin(epoch, steps)
+        live_bar = progress.bar is not None
         step = 0
         for batch in source:
             xs, ys, weights = self.split_batch(batch, "fit") if not isinstance(batch, tuple) \
@@ -272,6 +273,8 @@ class Trainer:
                 self.flush_losses(buffer, pending, epoch, step)
                 pending = 0
                 progress.step(step, {"loss": self.loss_sum / self.loss_count})
+            elif live_bar:
+                progress.step(step)
         if pending:
             self.flush_losses(buffer, pending, epoch, step)
         if step == 0:
