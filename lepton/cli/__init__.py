@@ -15,9 +15,13 @@ import sys
 # name -> module; one line per command, in the order `lepton --help` lists them.
 COMMANDS: dict[str, str] = {
     "demo": "lepton.cli.demo",
+    "train": "lepton.cli.train",
+    "evaluate": "lepton.cli.evaluate",
+    "predict": "lepton.cli.predict",
     "models": "lepton.cli.models",
     "feedback": "lepton.cli.feedback",
     "serve": "lepton.cli.serve",
+    "bench": "lepton.cli.bench",
 }
 
 

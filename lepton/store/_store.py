@@ -1,0 +1,409 @@
+"""The Lepton store: runs and metrics, the prediction log and feedback, behind one object.
+
+Every write is one transaction that is committed (and, on SQLite, fsynced) before the method
+returns, and is retried on transient contention; so a write that returned is never lost and
+callers never see "database is locked". Writes that may be replayed (prediction log rows,
+feedback) are idempotent on their id / key, so a client that retries after a crash cannot
+create duplicates.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from lepton.errors import ConfigError, ConflictError, LeptonTypeError, NotFoundError
+from lepton.store import _schema as s
+from lepton.store._engine import create_store_engine, upgrade, with_retry
+from lepton.store._json import dumps, loads
+from lepton.store._paths import workspace_dir
+
+T = TypeVar("T")
+RUN_STATUSES = ("running", "finished", "failed", "killed")
+_PREDICTION_COLUMNS = ["id", "model", "version", "created_at", "latency_ms", "outputs",
+                       "input_digest", "input_sample"]
+
+
+def default_url(workspace: Path | None = None) -> str:
+    """``LEPTON_DB_URL`` if set, else the SQLite file ``lepton.db`` in the workspace."""
+    url = os.environ.get("LEPTON_DB_URL")
+    if url:
+        return url
+    return f"sqlite:///{(workspace or workspace_dir()) / 'lepton.db'}"
+
+
+def actor() -> str:
+    """Who is acting, for audit columns: ``$LEPTON_USER``, else the login name."""
+    try:
+        return os.environ.get("LEPTON_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="microseconds")
+
+
+def _check_id(value: object, what: str, max_len: int) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= max_len:
+        raise ConfigError(f"Invalid {what}", expected=f"a non-empty string of at most "
+                          f"{max_len} characters", received=repr(value)[:80])
+    return value
+
+
+class Store:
+    """Runs, metrics, the prediction log and feedback (the registry lives in ``lepton.registry``).
+
+    Open it with ``Store.open()``; it is safe to share between threads, and each process
+    (or forked worker) opens its own connections.
+    """
+
+    def __init__(self, engine: Engine, workspace: Path) -> None:
+        self.engine = engine
+        self.workspace = workspace
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    def open(cls, url: str | None = None, *, workspace: str | Path | None = None) -> Store:
+        """Open (creating and migrating if needed) the store at ``url``.
+
+        ``url`` defaults to ``$LEPTON_DB_URL``, else SQLite in the workspace
+        (``$LEPTON_HOME``, else ``./.lepton``), where registered artifacts are kept too.
+        """
+        root = Path(workspace).resolve() if workspace is not None else workspace_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        engine = create_store_engine(url or default_url(root))
+        upgrade(engine)
+        return cls(engine, root)
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    # -- transactions: used by the registry too --------------------------------------------
+    def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in one write transaction, committed when this returns; retried on
+        transient contention, so ``fn`` must only touch the database (or undo itself)."""
+        def attempt() -> T:
+            with self.engine.connect().execution_options(lepton_write=True) as conn, \
+                    conn.begin():
+                return fn(conn)
+        return with_retry(attempt)
+
+    def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in one read transaction, which sees one consistent snapshot
+        (SQLite's WAL gives that; PostgreSQL needs REPEATABLE READ)."""
+        options = {"isolation_level": "REPEATABLE READ"} if self.dialect == "postgresql" else {}
+
+        def attempt() -> T:
+            with self.engine.connect().execution_options(**options) as conn, conn.begin():
+                return fn(conn)
+        return with_retry(attempt)
+
+    def insert(self, table):
+        """The dialect's INSERT, which knows ``on_conflict_do_nothing``/``do_update``."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` ("ok" when sound); PostgreSQL answers "ok" when
+        it can read every table."""
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                return "\n".join(r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check"))
+            for table in s.metadata.sorted_tables:
+                conn.execute(select(func.count()).select_from(table)).scalar()
+            return "ok"
+
+    # -- runs and metrics --------------------------------------------------------------------
+    def start_run(self, name: str, params: Mapping[str, Any] | None = None, *,
+                  tags: Mapping[str, Any] | None = None, run_id: str | None = None) -> str:
+        """Record a new run (status ``running``) and return its id.
+
+        Passing the ``run_id`` of an earlier run resumes it: its status goes back to running
+        and its params are kept, so a restarted training run keeps one record.
+        """
+        if not isinstance(name, str) or not name:
+            raise ConfigError("Invalid run name", expected="a non-empty string",
+                              received=repr(name))
+        row = {"id": run_id or uuid.uuid4().hex, "name": name, "status": "running",
+               "params": dumps(dict(params or {})), "tags": dumps(dict(tags or {})),
+               "started_at": time.time(), "ended_at": None, "cost_usd": None,
+               "created_by": actor()}
+        _check_id(row["id"], "run id", 32)
+
+        def tx(conn: Connection) -> None:
+            stmt = self.insert(s.runs).values(row).on_conflict_do_update(
+                index_elements=["id"], set_={"status": "running", "ended_at": None})
+            conn.execute(stmt)
+        self.write(tx)
+        return row["id"]
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Record metric values at ``step``; logging a step again overwrites it (resumed runs)."""
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise ConfigError("Invalid metric step", expected="an int >= 0", received=repr(step))
+        now = time.time()
+        rows = []
+        for key, value in metrics.items():
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise LeptonTypeError(f"Metric '{key}' is not a number",
+                                      received=repr(value)[:80]) from None
+            rows.append({"run_id": run_id, "key": str(key), "step": step,
+                         "value": None if math.isnan(value) else value, "logged_at": now})
+        if not rows:
+            return
+
+        def tx(conn: Connection) -> None:
+            self._require_run(conn, run_id)
+            stmt = self.insert(s.metrics)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["run_id", "key", "step"],
+                set_={"value": stmt.excluded.value, "logged_at": stmt.excluded.logged_at})
+            conn.execute(stmt, rows)
+        self.write(tx)
+
+    def end_run(self, run_id: str, status: str = "finished", *,
+                cost_usd: float | None = None) -> None:
+        """Close a run with ``finished``, ``failed`` or ``killed`` and, if known, its cost."""
+        if status not in RUN_STATUSES[1:]:
+            raise ConfigError("Invalid run status", expected=" | ".join(RUN_STATUSES[1:]),
+                              received=repr(status))
+        values: dict[str, Any] = {"status": status, "ended_at": time.time()}
+        if cost_usd is not None:
+            values["cost_usd"] = float(cost_usd)
+
+        def tx(conn: Connection) -> None:
+            self._require_run(conn, run_id)
+            conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(values))
+        self.write(tx)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """One run with its params and metrics (``{key: [(step, value), ...]}``)."""
+        def tx(conn: Connection) -> dict[str, Any]:
+            row = self._require_run(conn, run_id)
+            run = self._run_dict(row)
+            history: dict[str, list[tuple[int, float]]] = {}
+            query = (select(s.metrics.c.key, s.metrics.c.step, s.metrics.c.value)
+                     .where(s.metrics.c.run_id == run_id)
+                     .order_by(s.metrics.c.key, s.metrics.c.step))
+            for key, step, value in conn.execute(query):
+                history.setdefault(key, []).append((step, math.nan if value is None else value))
+            run["metrics"] = history
+            return run
+        return self.read(tx)
+
+    def list_runs(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest runs first, without their metric history."""
+        query = select(s.runs).order_by(s.runs.c.started_at.desc()).limit(limit)
+        return self.read(lambda conn: [self._run_dict(r) for r in conn.execute(query)])
+
+    @staticmethod
+    def _require_run(conn: Connection, run_id: str):
+        row = conn.execute(select(s.runs).where(s.runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFoundError("No such run", received=repr(run_id),
+                                fix="use an id returned by start_run or shown by list_runs")
+        return row
+
+    @staticmethod
+    def _run_dict(row) -> dict[str, Any]:
+        run = dict(row._mapping)
+        run["params"] = loads(run["params"])
+        run["tags"] = loads(run["tags"])
+        return run
+
+    # -- prediction log ----------------------------------------------------------------------
+    def log_predictions(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Append prediction records in one transaction; return how many were new.
+
+        Each row: ``id`` (str, unique), ``model``, ``outputs`` (JSON-able) and optionally
+        ``version``, ``latency_ms``, ``input_digest``, ``input_sample``, ``created_at``
+        (epoch seconds, default now). A row whose id is already logged is skipped, so a batch
+        can be replayed safely after a crash.
+        """
+        now = time.time()
+        records = []
+        for row in rows:
+            try:
+                sample = row.get("input_sample")
+                record = (row["id"], row["model"], row.get("version"),
+                          row.get("created_at") or now, row.get("latency_ms"),
+                          dumps(row["outputs"]), row.get("input_digest"),
+                          None if sample is None else dumps(sample))
+            except KeyError as exc:
+                raise ConfigError("A prediction record lacks a field",
+                                  expected="id, model and outputs", received=f"no {exc}") from None
+            _check_id(record[0], "prediction id", 128)
+            _check_id(record[1], "model name", 128)
+            records.append(record)
+        if not records:
+            return 0
+        if self.dialect == "sqlite":
+            # The hot path of the server's log: sqlite3's executemany on tuples, with the SQL
+            # SQLAlchemy compiled once (its per-row parameter handling would cost a third).
+            return self.write(lambda conn: conn.exec_driver_sql(
+                self._log_sql, records).rowcount)
+        stmt = (self.insert(s.predictions).on_conflict_do_nothing(index_elements=["id"])
+                .returning(s.predictions.c.id))  # psycopg's executemany does not count rows
+        params = [dict(zip(_PREDICTION_COLUMNS, r, strict=True)) for r in records]
+        return self.write(lambda conn: len(conn.execute(stmt, params).all()))
+
+    @functools.cached_property
+    def _feedback_insert(self):
+        return (self.insert(s.feedback).on_conflict_do_nothing(index_elements=["key"])
+                .returning(s.feedback.c.id))
+
+    @functools.cached_property
+    def _log_sql(self) -> str:
+        stmt = self.insert(s.predictions).on_conflict_do_nothing(index_elements=["id"])
+        compiled = stmt.compile(dialect=self.engine.dialect, column_keys=_PREDICTION_COLUMNS)
+        if list(compiled.positiontup or ()) != _PREDICTION_COLUMNS:
+            raise RuntimeError("unexpected parameter order in the compiled prediction insert")
+        return compiled.string
+
+    def get_prediction(self, prediction_id: str) -> dict[str, Any]:
+        query = select(s.predictions).where(s.predictions.c.id == prediction_id)
+        row = self.read(lambda conn: conn.execute(query).first())
+        if row is None:
+            raise NotFoundError("No such prediction", received=repr(prediction_id)[:140])
+        return self._prediction_dict(row)
+
+    def list_predictions(self, model: str | None = None, *, since: float | None = None,
+                         limit: int | None = 1000) -> list[dict[str, Any]]:
+        """Logged predictions, oldest first, optionally of one model and after ``since``."""
+        query = select(s.predictions).order_by(s.predictions.c.created_at, s.predictions.c.id)
+        if model is not None:
+            query = query.where(s.predictions.c.model == model)
+        if since is not None:
+            query = query.where(s.predictions.c.created_at > since)
+        if limit is not None:
+            query = query.limit(limit)
+        return self.read(lambda conn: [self._prediction_dict(r) for r in conn.execute(query)])
+
+    def count_predictions(self, model: str | None = None) -> int:
+        query = select(func.count()).select_from(s.predictions)
+        if model is not None:
+            query = query.where(s.predictions.c.model == model)
+        return self.read(lambda conn: conn.execute(query).scalar_one())
+
+    @staticmethod
+    def _prediction_dict(row) -> dict[str, Any]:
+        record = dict(row._mapping)
+        record["outputs"] = loads(record["outputs"])
+        if record["input_sample"] is not None:
+            record["input_sample"] = loads(record["input_sample"])
+        return record
+
+    # -- feedback ----------------------------------------------------------------------------
+    def add_feedback(self, prediction_id: str, *, label: Any = None,
+                     rating: float | None = None, key: str | None = None) -> dict[str, Any]:
+        """Attach a true label and/or a rating to a logged prediction; durable on return.
+
+        Idempotent on ``key`` (default: the prediction id, i.e. one feedback per prediction):
+        sending the same feedback again returns the stored record with ``created=False``;
+        the same key with different content raises ConflictError.
+        """
+        _check_id(prediction_id, "prediction id", 128)
+        key = _check_id(prediction_id if key is None else key, "idempotency key", 256)
+        if label is None and rating is None:
+            raise ConfigError("Feedback needs a label or a rating", received="neither",
+                              fix="pass label=<true label> and/or rating=<number>")
+        if rating is not None:
+            if isinstance(rating, bool) or not isinstance(rating, (int, float)) \
+                    or not math.isfinite(rating):
+                raise ConfigError("Invalid rating", expected="a finite number",
+                                  received=repr(rating)[:80])
+            rating = float(rating)
+        record = {"id": uuid.uuid4().hex, "key": key, "prediction_id": prediction_id,
+                  "label": None if label is None else dumps(label), "rating": rating,
+                  "created_at": time.time()}
+
+        def tx(conn: Connection) -> dict[str, Any]:
+            # One statement on the common path: the foreign key checks the prediction exists,
+            # the unique key makes a replay a no-op.
+            try:
+                inserted = conn.execute(self._feedback_insert, record).first()
+            except IntegrityError:
+                raise NotFoundError("No prediction with this id", received=repr(prediction_id),
+                                    fix="send feedback for an id returned by a prediction"
+                                    ) from None
+            if inserted is not None:
+                return {**record, "created": True}
+            stored = dict(conn.execute(select(s.feedback).where(s.feedback.c.key == key)).one()
+                          ._mapping)
+            same = all(stored[f] == record[f] for f in ("prediction_id", "label", "rating"))
+            if not same:
+                raise ConflictError("This idempotency key was already used for other feedback",
+                                    received=f"key={key!r}",
+                                    fix="use a new key for new feedback, or resend it unchanged")
+            return {**stored, "created": False}
+
+        result = self.write(tx)
+        result["label"] = label if result["created"] else _maybe_loads(result["label"])
+        result["time"] = iso(result["created_at"])
+        return result
+
+    def iter_feedback(self, model: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every feedback record (oldest first) with its prediction's model, version, outputs
+        and input sample; streamed, so exports of millions of rows stay small in memory."""
+        p, f = s.predictions, s.feedback
+        query = (select(f.c.id, f.c.key, f.c.prediction_id, p.c.model, p.c.version,
+                        f.c.label, f.c.rating, f.c.created_at, p.c.outputs, p.c.input_sample)
+                 .join(p, p.c.id == f.c.prediction_id)
+                 .order_by(f.c.created_at, f.c.id))
+        if model is not None:
+            query = query.where(p.c.model == model)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=1000).execute(query)
+            for row in result:
+                record = dict(row._mapping)
+                record["label"] = _maybe_loads(record["label"])
+                record["outputs"] = loads(record["outputs"])
+                record["input_sample"] = _maybe_loads(record["input_sample"])
+                record["time"] = iso(record["created_at"])
+                yield record
+
+    def list_feedback(self, model: str | None = None) -> list[dict[str, Any]]:
+        """All feedback records, oldest first (see ``iter_feedback``)."""
+        return list(self.iter_feedback(model))
+
+    def count_feedback(self) -> int:
+        return self.read(lambda conn: conn.execute(
+            select(func.count()).select_from(s.feedback)).scalar_one())
+
+
+def _maybe_loads(value: str | None) -> Any:
+    return None if value is None else loads(value)

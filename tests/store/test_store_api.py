@@ -1,0 +1,175 @@
+"""The store's Python API on both backends: runs, metrics, prediction log, feedback."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lepton.errors import ConfigError, ConflictError, LeptonTypeError, NotFoundError
+from lepton.store import Store
+
+
+def test_open_uses_workspace_and_env(store, workspace, db_url):
+    assert store.workspace == workspace.resolve()
+    assert store.dialect == db_url.split(":")[0].split("+")[0]
+    assert store.integrity_check() == "ok"
+
+
+def test_sqlite_default_is_wal_full_with_busy_timeout(tmp_path, monkeypatch):
+    monkeypatch.delenv("LEPTON_DB_URL", raising=False)
+    monkeypatch.setenv("LEPTON_HOME", str(tmp_path / "home"))
+    with Store.open() as store:
+        assert store.url == f"sqlite:///{tmp_path / 'home' / 'lepton.db'}"
+        with store.engine.connect() as conn:
+            pragma = lambda name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+            assert pragma("journal_mode") == "wal"
+            assert pragma("synchronous") == 2  # FULL
+            assert pragma("busy_timeout") >= 10_000
+            assert pragma("foreign_keys") == 1
+
+
+def test_workspace_defaults_to_dot_lepton(tmp_path, monkeypatch):
+    monkeypatch.delenv("LEPTON_DB_URL", raising=False)
+    monkeypatch.delenv("LEPTON_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with Store.open() as store:
+        assert store.workspace == (tmp_path / ".lepton").resolve()
+        assert (tmp_path / ".lepton" / "lepton.db").is_file()
+
+
+def test_reopen_keeps_data(workspace, store):
+    store.log_predictions([{"id": "a", "model": "m", "outputs": [1]}])
+    with Store.open() as again:
+        assert again.get_prediction("a")["outputs"] == [1]
+
+
+def test_runs_params_metrics_status_cost(store):
+    run = store.start_run("train-fraud", {"lr": 1e-3, "layers": [64, 2]}, tags={"data": "v1"})
+    for step, loss in enumerate([0.9, 0.5, 0.3]):
+        store.log_metrics(run, {"loss": loss, "accuracy": 1 - loss}, step=step)
+    store.log_metrics(run, {"loss": 0.25}, step=2)  # a resumed run rewrites its last step
+    store.end_run(run, "finished", cost_usd=0.0125)
+    got = store.get_run(run)
+    assert got["params"] == {"lr": 1e-3, "layers": [64, 2]}
+    assert got["tags"] == {"data": "v1"}
+    assert got["status"] == "finished" and got["cost_usd"] == pytest.approx(0.0125)
+    assert got["metrics"]["loss"] == [(0, 0.9), (1, 0.5), (2, 0.25)]
+    assert [s for s, _ in got["metrics"]["accuracy"]] == [0, 1, 2]
+    assert got["ended_at"] >= got["started_at"]
+    assert [r["id"] for r in store.list_runs()] == [run]
+
+
+def test_resuming_a_run_keeps_one_record(store):
+    run = store.start_run("t", {"epochs": 3})
+    store.log_metrics(run, {"loss": 1.0}, step=0)
+    store.end_run(run, "killed")
+    assert store.start_run("t", {"epochs": 3}, run_id=run) == run
+    assert store.get_run(run)["status"] == "running"
+    assert store.get_run(run)["metrics"]["loss"] == [(0, 1.0)]
+    assert len(store.list_runs()) == 1
+
+
+def test_run_errors_are_clear(store):
+    with pytest.raises(NotFoundError, match="No such run"):
+        store.log_metrics("nope", {"loss": 1.0})
+    run = store.start_run("t")
+    with pytest.raises(ConfigError, match="finished | failed | killed"):
+        store.end_run(run, "done")
+    with pytest.raises(LeptonTypeError, match="Metric 'loss' is not a number"):
+        store.log_metrics(run, {"loss": "high"})
+    with pytest.raises(ConfigError, match="step"):
+        store.log_metrics(run, {"loss": 1.0}, step=-1)
+
+
+def test_prediction_log_is_batched_and_idempotent(store):
+    rows = [{"id": f"p{i}", "model": "fraud", "version": 2, "outputs": np.array([0.1, 0.9]),
+             "latency_ms": 1.5, "input_digest": "sha256:ab", "input_sample": {"amount": i}}
+            for i in range(100)]
+    assert store.log_predictions(rows) == 100
+    assert store.log_predictions(rows[50:] + [{**rows[0], "id": "p100"}]) == 1
+    assert store.count_predictions() == 101
+    assert store.count_predictions("fraud") == 101 and store.count_predictions("other") == 0
+    got = store.get_prediction("p7")
+    assert got["outputs"] == pytest.approx([0.1, 0.9])
+    assert got["input_sample"] == {"amount": 7} and got["version"] == 2
+    listed = store.list_predictions("fraud", limit=5)
+    assert len(listed) == 5 and all(p["model"] == "fraud" for p in listed)
+    assert store.log_predictions([]) == 0
+
+
+def test_prediction_log_rejects_bad_rows(store):
+    with pytest.raises(ConfigError, match="lacks a field.*outputs"):
+        store.log_predictions([{"id": "x", "model": "m"}])
+    with pytest.raises(ConfigError, match="prediction id"):
+        store.log_predictions([{"id": "", "model": "m", "outputs": 1}])
+    with pytest.raises(ConfigError, match="prediction id"):
+        store.log_predictions([{"id": "x" * 129, "model": "m", "outputs": 1}])
+    assert store.count_predictions() == 0
+
+
+def test_feedback_roundtrip_and_idempotency(store):
+    store.log_predictions([{"id": "p1", "model": "fraud", "version": 1, "outputs": [0.2]},
+                           {"id": "p2", "model": "churn", "outputs": [0.7]}])
+    first = store.add_feedback("p1", label={"class": "fraud"})
+    assert first["created"] and first["key"] == "p1" and first["label"] == {"class": "fraud"}
+    again = store.add_feedback("p1", label={"class": "fraud"})
+    assert not again["created"] and again["id"] == first["id"]
+    rated = store.add_feedback("p2", rating=4.5, key="survey-17")
+    assert rated["rating"] == 4.5
+    with pytest.raises(ConflictError, match="idempotency key"):
+        store.add_feedback("p1", label={"class": "ok"})
+    assert store.count_feedback() == 2
+    fraud = store.list_feedback("fraud")
+    assert [(f["prediction_id"], f["label"], f["model"], f["version"]) for f in fraud] == \
+        [("p1", {"class": "fraud"}, "fraud", 1)]
+    assert fraud[0]["outputs"] == [0.2] and fraud[0]["time"].endswith("+00:00")
+    assert [f["key"] for f in store.list_feedback()] == ["p1", "survey-17"]
+
+
+def test_feedback_errors(store):
+    with pytest.raises(NotFoundError, match="No prediction with this id"):
+        store.add_feedback("ghost", label=1)
+    store.log_predictions([{"id": "p", "model": "m", "outputs": 1}])
+    with pytest.raises(ConfigError, match="label or a rating"):
+        store.add_feedback("p")
+    for bad in (math.nan, math.inf, "5", True):
+        with pytest.raises(ConfigError, match="rating"):
+            store.add_feedback("p", rating=bad)
+    with pytest.raises(ConfigError, match="idempotency key"):
+        store.add_feedback("p", label=1, key="")
+    assert store.count_feedback() == 0
+
+
+def test_bad_url_is_a_clear_error(monkeypatch):
+    with pytest.raises(ConfigError, match="Unsupported database"):
+        Store.open("mysql://u@h/db")
+    with pytest.raises(ConfigError, match="Invalid database URL"):
+        Store.open("not a url")
+
+
+def test_nan_and_inf_metrics_survive(store):
+    run = store.start_run("diverged")
+    store.log_metrics(run, {"loss": float("nan"), "grad_norm": float("inf")}, step=3)
+    got = store.get_run(run)["metrics"]
+    assert math.isnan(got["loss"][0][1]) and got["grad_norm"] == [(3, math.inf)]
+
+
+def _log_in_child(store, ids):
+    assert store.engine.pool.checkedin() == 0  # the parent's connections were dropped
+    store.log_predictions([{"id": i, "model": "m", "outputs": [0]} for i in ids])
+
+
+def test_a_forked_child_gets_its_own_connections(store):
+    import multiprocessing
+
+    store.log_predictions([{"id": "parent-before", "model": "m", "outputs": [0]}])
+    child = multiprocessing.get_context("fork").Process(target=_log_in_child,
+                                                        args=(store, ["child-1", "child-2"]))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    store.log_predictions([{"id": "parent-after", "model": "m", "outputs": [0]}])
+    assert store.count_predictions() == 4
+    assert store.integrity_check() == "ok"
