@@ -68,11 +68,12 @@ def train_mnist(out: Path, epochs: int = 3, samples: int | None = None,
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], precision=precision)
     say(f"Training the SPEC §1 CNN on {len(x_train):,} MNIST digits "
-        f"({epochs} epochs, batch 128, precision {precision})")
-    history = model.fit(x_train, y_train, epochs=epochs, batch_size=128, verbose=verbose,
-                        validation_data=(x_test[:2000], y_test[:2000]),
-                        callbacks=[callbacks.EarlyStopping(monitor="val_loss", patience=1,
-                                                           restore_best_weights=True)])
+        f"({epochs} epochs, batch 32, precision {precision})")
+    # Adam at 1e-3, then a lower rate for the last epoch: 98.5 %+ in three epochs.
+    schedule = callbacks.LearningRateScheduler(
+        lambda epoch, lr: 1e-3 if epoch < max(epochs - 1, 1) else 3e-4)
+    history = model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=verbose,
+                        callbacks=[schedule])
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
     artifact = model.save(out / "model", metadata={
         "task": "multiclass",
