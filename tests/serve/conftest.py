@@ -1,0 +1,125 @@
+"""Shared fixtures: the SPEC §1 CNN as a plain torch module, and a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+import uvicorn
+from torch import nn
+
+from lepton.serve.app import LeptonApp, ModelSource, ServeOptions
+from lepton.serve.protocol import TensorSpec
+from lepton.serve.runner import Runner
+
+DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+class CNN(nn.Module):
+    """Conv2D(32, 3, relu) -> MaxPool(2) -> Flatten -> Dense(64, relu) -> Dense(10, softmax)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 32, 3)
+        self.fc1 = nn.Linear(32 * 13 * 13, 64)
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 3, 1, 2)  # NHWC at the API, channels-last in memory
+        x = torch.max_pool2d(torch.relu(self.conv(x)), 2)
+        x = torch.relu(self.fc1(x.flatten(1)))
+        return torch.softmax(self.fc2(x), dim=1)
+
+
+def cnn_runner(name: str = "mnist", version: str | None = None, module: nn.Module | None = None,
+               metadata: dict | None = None) -> Runner:
+    return Runner(module or CNN(), name,
+                  [TensorSpec("input_1", "FP32", [-1, 28, 28, 1])],
+                  [TensorSpec("output_1", "FP32", [-1, 10])], version=version,
+                  metadata={"labels": DIGITS, "task": "multiclass"} if metadata is None
+                  else metadata)
+
+
+def mnist_images(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Real MNIST test images (N, 28, 28, 1) float32 in [0, 1], and their labels."""
+    import gzip
+
+    with gzip.open(DATA / "mnist" / "t10k-images-idx3-ubyte.gz") as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)[:n]
+    with gzip.open(DATA / "mnist" / "t10k-labels-idx1-ubyte.gz") as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)[:n]
+    return (images / 255.0).astype(np.float32), labels.astype(np.int64)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Running:
+    """A server running in this process (a thread), with its URL and app."""
+
+    def __init__(self, app: LeptonApp, url: str) -> None:
+        self.app = app
+        self.url = url
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@contextmanager
+def run_app(app: LeptonApp, wait_ready: bool = True) -> Iterator[Running]:
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            status = httpx.get(url + "/v2/health/ready", timeout=1).status_code
+            if status == 200 or not wait_ready:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    else:
+        raise RuntimeError("server did not become ready")
+    try:
+        yield Running(app, url)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from lepton.store import Store
+
+    s = Store.open(workspace=tmp_path_factory.mktemp("store"))
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def server(store) -> Iterator[Running]:
+    sources = [ModelSource("mnist", lambda: cnn_runner("mnist")),
+               ModelSource("mnist", lambda: cnn_runner("mnist", "2"), version="2")]
+    app = LeptonApp(sources, ServeOptions(max_batch_size=32, max_body_bytes=1 << 20),
+                    store_factory=lambda: store)
+    with run_app(app) as running:
+        yield running

@@ -1,0 +1,62 @@
+"""lepton.Client and `lepton bench` against a real server."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+import lepton
+from lepton.cli import bench
+from lepton.client import RequestError
+from lepton.serve import loadgen
+from tests.serve.conftest import DIGITS, mnist_images
+from tests.serve.test_server import expected
+
+
+def test_client_predict_infer_and_feedback(server):
+    images, _ = mnist_images(4)
+    with lepton.Client(server.url) as client:
+        assert client.ready()
+        assert client.models()[0]["name"] == "mnist"
+        preds = client.predict("mnist", images)
+        assert [p["label"] for p in preds] == [DIGITS[i] for i in expected(images).argmax(1)]
+        out = client.infer("mnist", images, request_id="abc")
+        np.testing.assert_allclose(out["output_1"], expected(images), atol=1e-5)
+        assert len(client.last_ids) == 4
+        out2 = client.infer("mnist", {"input_1": images[:1]}, version="2")
+        assert out2["output_1"].shape == (1, 10)
+        ack = client.feedback(client.last_ids[0], label="three", key="k-1")
+        assert ack["created"] is True
+        assert client.feedback(client.last_ids[0], label="three", key="k-1")["created"] is False
+        with pytest.raises(RequestError) as info:
+            client.predict("nope", images)
+        assert info.value.http_status == 404 and "Unknown model" in str(info.value)
+        with pytest.raises(RequestError) as info:
+            client.infer("mnist", images[:, :, :, 0])
+        assert info.value.http_status == 422
+
+
+def test_load_generator_counts_and_percentiles(server):
+    import asyncio
+
+    meta = lepton.Client(server.url).metadata("mnist")
+    body, headers = loadgen.infer_request(meta, binary=True)
+    result = asyncio.run(loadgen.run_load(server.url + "/v2/models/mnist/infer", body, headers,
+                                          concurrency=4, duration_s=1.0, warmup_s=0.2))
+    assert result.ok > 0 and not result.errors
+    assert result.percentile(50) <= result.percentile(99)
+    bad = asyncio.run(loadgen.run_load(server.url + "/v2/models/nope/infer", body, headers,
+                                       concurrency=2, duration_s=0.5, warmup_s=0.1))
+    assert bad.ok == 0 and bad.errors["404"] > 0
+
+
+def test_bench_command_prints_throughput_latency_and_batch_sizes(server, capsys):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args([server.url + "/v2/models/mnist", "-c", "8", "-d", "1"])
+    assert bench.run(args) == 0
+    out = capsys.readouterr().out
+    assert "req/s" in out and "p99" in out and "errors 0" in out
+    assert "server batch sizes" in out and "<=1" in out
