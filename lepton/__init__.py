@@ -14,13 +14,24 @@ _LAZY = {
     "core": "lepton.core",
     "datasets": "lepton.datasets",
     "errors": "lepton.errors",
+    "data": "lepton.data",
+    "evaluate": "lepton.evaluate",
+    "registry": "lepton.registry",
+    "serve": "lepton.serve",
+    "store": "lepton.store",
+}
+_LAZY_NAMES = {  # name -> module that defines it
+    "Client": "lepton.client",
+    "LeptonError": "lepton.errors",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return importlib.import_module(_LAZY[name])
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module 'lepton' has no attribute {name!r}")
 
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY, *_LAZY_NAMES]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
-HELP = "train, evaluate, save and serve a CNN on the bundled MNIST, offline (~1 minute)"
+HELP = "train, evaluate, register, serve and query a CNN on the bundled MNIST (~1 minute)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,20 +17,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--quick", action="store_true",
                         help="5,000 training digits and 1 epoch: a smoke test")
+    parser.add_argument("--keep-serving", action=argparse.BooleanOptionalAction, default=None,
+                        help="keep the server up until Ctrl+C (default: when run in a terminal)")
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lepton.demo import train_mnist
+    from lepton import demo
     from lepton.errors import ConfigError
+    from lepton.evaluate.report import write_report
 
     if args.epochs < 1:
         raise ConfigError("--epochs must be at least 1", received=f"--epochs {args.epochs}")
     console = Console()
     samples, epochs = (5000, 1) if args.quick else (None, args.epochs)
-    result = train_mnist(args.out, epochs=epochs, samples=samples, say=console.print)
+    result = demo.train_mnist(args.out, epochs=epochs, samples=samples, say=console.print)
     console.print(f"[bold]Test accuracy: {result.accuracy:.2%}[/bold] "
                   f"(10,000 MNIST test digits, {result.seconds:.0f} s)")
-    console.print(f"Model artifact: {result.artifact.resolve()}")
+    with console.status("Writing the evaluation report"):
+        _, (x_test, y_test) = demo.load_mnist(samples=1)
+        report = write_report(result.artifact, x_test, y_test, result.history,
+                              title="Lepton demo: MNIST CNN")
+    entry = demo.register(result.artifact)
+    keep = args.keep_serving
+    if keep is None:
+        keep = sys.stdin.isatty() and sys.stdout.isatty()
+
+    def while_serving(served: demo.Served) -> None:
+        _print_summary(console, result, report, served)
+        if keep:
+            console.print(f"\nServing [bold]mnist@production[/bold] at {served.url} "
+                          "(Ctrl+C to stop). Try:")
+            console.print(demo.curl_line(served.url, served.sample_png), soft_wrap=True,
+                          highlight=False, markup=False)
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                console.print("Stopping the server")
+
+    demo.serve_and_try(entry, args.out, while_serving)
+    if not keep:
+        console.print("The demo server has stopped. Serve the model again with "
+                      "`lepton serve mnist@production`, then try:")
+        console.print(demo.curl_line("http://127.0.0.1:8000", args.out.resolve() / "digit.png"),
+                      soft_wrap=True, highlight=False, markup=False)
     return 0
+
+
+def _print_summary(console: Any, result: Any, report: Path, served: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Predictions from {served.url} (PNG files through lepton.Client)")
+    for column in ("prediction id", "true", "predicted", "confidence"):
+        table.add_column(column)
+    for prediction, truth in zip(served.predictions, served.truth):
+        label = str(prediction["label"])
+        table.add_row(prediction["id"], str(truth), label,
+                      f"{prediction['probabilities'][label]:.1%}")
+    console.print(table)
+    console.print(f"Feedback recorded for prediction {served.predictions[0]['id']} "
+                  f"(true label {served.truth[0]}).")
+    where = Table(show_header=False, title="Where to look", title_justify="left")
+    where.add_row("model artifact", str(result.artifact.resolve()))
+    where.add_row("report", str(report.resolve()))
+    where.add_row("registry", f"{served.ref}, promoted to production (lepton models show mnist)")
+    where.add_row("feedback", "lepton feedback export --model mnist")
+    console.print(where)
+    console.print(f"Model artifact: {result.artifact.resolve()}", soft_wrap=True)
+    console.print(f"Report: {report.resolve()}", soft_wrap=True)

@@ -49,6 +49,17 @@ def test_sequential_round_trip_predicts_identically(tmp_path, digits):
                                                                         "weights.safetensors"]
 
 
+def test_sequential_starting_with_input_trains_and_round_trips(tmp_path, digits):
+    x, y = digits
+    flat = x.reshape(len(x), -1)
+    model = Sequential([Input((64,)), layers.Dense(16, activation="relu"),
+                        layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(flat, y, epochs=1, batch_size=64, verbose=0)
+    model.save(tmp_path / "mlp")
+    np.testing.assert_array_equal(load_model(tmp_path / "mlp").predict(flat), model.predict(flat))
+
+
 def test_functional_multi_input_multi_output_round_trip(tmp_path, digits):
     x, y = digits
     image = Input((8, 8, 1), name="image")

@@ -25,7 +25,6 @@ class Sequential(Model):
         if isinstance(layer, SymbolicTensor) and not self.stack:
             self.declared_input = (tuple(layer.value.shape[1:]),
                                    str(layer.value.dtype).removeprefix("torch."))
-            self.build_for([self.declared_input[0]], [self.declared_input[1]])
             return
         if not isinstance(layer, Layer):
             raise ConfigError("Sequential.add takes a layer", received=type(layer).__name__,
