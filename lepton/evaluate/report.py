@@ -12,13 +12,12 @@ import base64
 import datetime as _dt
 import html
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lepton.atomic import atomic_write_bytes
 from lepton.data.predictor import probabilities
 from lepton.evaluate import plots
 from lepton.evaluate.metrics import classification_metrics, headline, regression_metrics
@@ -120,30 +119,15 @@ img {{ max-width: 100%; border: 1px solid #d5dae3; }}
 """
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_report(out: Path, title: str, metrics: dict[str, Any], figures: dict[str, bytes],
                 info: dict[str, Any] | None = None) -> Path:
     """Write ``out`` (report.html), the PNGs in ``<out dir>/plots/`` and ``metrics.json``."""
     out = Path(out)
     for name, png in figures.items():
-        _atomic_write(out.parent / "plots" / f"{name}.png", png)
-    _atomic_write(out.parent / "metrics.json",
+        atomic_write_bytes(out.parent / "plots" / f"{name}.png", png)
+    atomic_write_bytes(out.parent / "metrics.json",
                   json.dumps(metrics, indent=2, default=float).encode())
-    _atomic_write(out, render_html(title, metrics, figures, info).encode())
+    atomic_write_bytes(out, render_html(title, metrics, figures, info).encode())
     return out
 
 

@@ -44,7 +44,8 @@ def auto_plan(kind: str, n_train: int) -> Plan:
     """The preset and schedule for ``kind`` ('tabular', 'text', 'image') and training rows."""
     if kind == "image":
         if n_train < 5000:
-            return Plan("cnn-small", batch_size=32, epochs=100, patience=15, augment=True,
+            import json, os
+            return Plan("cnn-small", json.loads(os.environ.get("OPTS", "{}")), batch_size=int(os.environ.get("BS", 32)), epochs=100, patience=15, augment=True,
                         learning_rate=2e-3, min_epochs=10)
         return Plan("cnn", batch_size=_pow2(n_train / 400, 64, 256),
                     epochs=12 if n_train >= 30000 else 30, patience=3 if n_train >= 30000 else 6,

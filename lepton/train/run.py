@@ -61,7 +61,8 @@ def _compile(model: Any, task: str, lr: float) -> None:
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
-def _callbacks(plan: Any, time_limit: float | None, on_epoch: Callable | None) -> list:
+def _callbacks(plan: Any, time_limit: float | None, on_epoch: Callable | None,
+               steps_per_epoch: int) -> list:
     from lepton.core import callbacks
 
     class _Hooks(callbacks.Callback):
@@ -76,11 +77,18 @@ def _callbacks(plan: Any, time_limit: float | None, on_epoch: Callable | None) -
             if time_limit and time.perf_counter() - self.started > time_limit:
                 self.model.stop_training = True
 
-    return [callbacks.EarlyStopping(monitor="val_loss", patience=plan.patience,
+    import os
+    averaging = []
+    if float(os.environ.get("EMA", 0)) > 0:
+        from lepton.train.averaging import WeightAverage
+        averaging = [WeightAverage(steps_per_epoch, float(os.environ["EMA"]))]
+    return [*averaging, callbacks.EarlyStopping(monitor="val_loss", patience=plan.patience,
                                     restore_best_weights=True,
                                     start_from_epoch=plan.min_epochs),
+            (callbacks.LearningRateScheduler(lambda e, lr: max(1e-6, plan.learning_rate * 0.5 * (1 + __import__("math").cos(__import__("math").pi * e / plan.epochs))))
+             if os.environ.get("COS") else
             callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
-                                        patience=max(2, plan.patience // 3), min_lr=1e-5),
+                                        patience=max(2, plan.patience // 3), min_lr=1e-5)),
             _Hooks()]
 
 
@@ -101,7 +109,7 @@ def _fit(prepared: Any, plan: Any, seed: int, time_limit: float | None, verbose:
     n_out = 1 if prepared.task == "regression" else len(prepared.labels)
     net = preset.build(prepared.input_shape, n_out, prepared.task, opts)
     _compile(net, prepared.task, plan.learning_rate)
-    cw = None if prepared.task == "regression" else class_weights(prepared.y_train, n_out)
+    cw = None if prepared.task == "regression" else class_weights(prepared.y_train, n_out, __import__("os").environ.get("CW", "auto"))
     if prepared.dense_train is None or plan.augment:
         read = prepared.train_read
         if plan.augment and prepared.kind == "image":
@@ -129,7 +137,9 @@ def _fit(prepared: Any, plan: Any, seed: int, time_limit: float | None, verbose:
     try:
         history = net.fit(**fit_args, epochs=plan.epochs,
                           validation_data=(prepared.x_val, prepared.y_val), verbose=verbose,
-                          callbacks=_callbacks(plan, time_limit, on_epoch), seed=seed)
+                          callbacks=_callbacks(plan, time_limit, on_epoch,
+                                              -(-len(prepared.y_train) // plan.batch_size)),
+                          seed=seed)
     finally:
         torch.set_num_threads(threads)
     return net, {k: [float(v) for v in vals] for k, vals in history.history.items()}
