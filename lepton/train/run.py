@@ -7,6 +7,7 @@ leaves nothing half-written.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,14 +52,16 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
-def _compile(model: Any, task: str, lr: float) -> None:
+def _compile(model: Any, task: str, lr: float, weight_decay: float = 0.0) -> None:
     from lepton.core import optimizers
 
+    opt = (optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay) if weight_decay
+           else optimizers.Adam(learning_rate=lr))
     if task == "regression":
-        model.compile(optimizer=optimizers.Adam(learning_rate=lr), loss="mse", metrics=["mae"])
+        model.compile(optimizer=opt, loss="mse", metrics=["mae"])
     else:
-        model.compile(optimizer=optimizers.Adam(learning_rate=lr),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(optimizer=opt, loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
 
 
 def _callbacks(plan: Any, time_limit: float | None, on_epoch: Callable | None,
@@ -77,19 +80,26 @@ def _callbacks(plan: Any, time_limit: float | None, on_epoch: Callable | None,
             if time_limit and time.perf_counter() - self.started > time_limit:
                 self.model.stop_training = True
 
-    import os
     averaging = []
-    if float(os.environ.get("EMA", 0)) > 0:
+    if plan.average:  # first, so validation and early stopping see the averaged weights
         from lepton.train.averaging import WeightAverage
-        averaging = [WeightAverage(steps_per_epoch, float(os.environ["EMA"]))]
-    return [*averaging, callbacks.EarlyStopping(monitor="val_loss", patience=plan.patience,
+
+        averaging = [WeightAverage(steps_per_epoch, plan.average)]
+    if plan.schedule == "cosine":
+        def cosine(epoch: int, _lr: float) -> float:
+            return max(1e-6, plan.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch
+                                                                      / plan.epochs)))
+
+        schedule = callbacks.LearningRateScheduler(cosine)
+    else:
+        schedule = callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                               patience=max(2, plan.patience // 3),
+                                               min_lr=1e-5)
+    return [*averaging,
+            callbacks.EarlyStopping(monitor="val_loss", patience=plan.patience,
                                     restore_best_weights=True,
                                     start_from_epoch=plan.min_epochs),
-            (callbacks.LearningRateScheduler(lambda e, lr: max(1e-6, plan.learning_rate * 0.5 * (1 + __import__("math").cos(__import__("math").pi * e / plan.epochs))))
-             if os.environ.get("COS") else
-            callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
-                                        patience=max(2, plan.patience // 3), min_lr=1e-5)),
-            _Hooks()]
+            schedule, _Hooks()]
 
 
 def _fit(prepared: Any, plan: Any, seed: int, time_limit: float | None, verbose: Any,
@@ -108,8 +118,8 @@ def _fit(prepared: Any, plan: Any, seed: int, time_limit: float | None, verbose:
         opts["vocab_size"] = len(prepared.pipeline.encoders[0].vocabulary) + 2
     n_out = 1 if prepared.task == "regression" else len(prepared.labels)
     net = preset.build(prepared.input_shape, n_out, prepared.task, opts)
-    _compile(net, prepared.task, plan.learning_rate)
-    cw = None if prepared.task == "regression" else class_weights(prepared.y_train, n_out, __import__("os").environ.get("CW", "auto"))
+    _compile(net, prepared.task, plan.learning_rate, plan.weight_decay)
+    cw = None if prepared.task == "regression" else class_weights(prepared.y_train, n_out)
     if prepared.dense_train is None or plan.augment:
         read = prepared.train_read
         if plan.augment and prepared.kind == "image":
@@ -202,7 +212,7 @@ def train(data: str | Path, target: str | None = None, *, model: str = "auto",
     from lepton.evaluate.metrics import headline
     from lepton.evaluate.report import evaluate_outputs, save_report
     from lepton.train import record
-    from lepton.train.auto import make_plans
+    from lepton.train.auto import PLAN_SETTINGS, make_plans
     from lepton.train.datasets import data_hash, prepare_images, prepare_table
 
     log = log or (lambda _msg: None)
@@ -218,11 +228,9 @@ def train(data: str | Path, target: str | None = None, *, model: str = "auto",
     if seed is not None:
         split["seed"] = seed
     train_cfg = dict(cfg.get("train") or {})
-    overrides = {"epochs": epochs or train_cfg.get("epochs"),
-                 "batch_size": batch_size or train_cfg.get("batch_size"),
-                 "patience": train_cfg.get("patience"),
-                 "learning_rate": train_cfg.get("learning_rate"),
-                 "augment": train_cfg.get("augment"), "options": options}
+    overrides = {**{key: train_cfg.get(key) for key in PLAN_SETTINGS},
+                 "epochs": epochs or train_cfg.get("epochs"),
+                 "batch_size": batch_size or train_cfg.get("batch_size"), "options": options}
     kind = source_kind(data)
     if kind == "images" and target:
         raise ConfigError("Image folders take their labels from sub-folder names",
