@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 def _print_summary(console: Any, result: Any, report: Path, served: Any) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Predictions from {served.url} (PNG files through lepton.Client)")
+    table = Table(title=f"Predictions served at {served.url}")
     for column in ("prediction id", "true", "predicted", "confidence"):
         table.add_column(column)
     for prediction, truth in zip(served.predictions, served.truth):
