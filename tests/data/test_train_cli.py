@@ -158,12 +158,15 @@ def test_yaml_config_mixed_columns_and_store_records(tmp_path, mixed_frame):
     cfg.write_text(f"data: {data}\ntarget: label\nmodel: {{preset: mlp-small}}\n"
                    "preprocessing:\n  numeric: {scale: minmax}\n  columns:\n"
                    "    notes: {type: ignore}\nsplit: {seed: 1, test: 0.25}\n"
-                   f"train: {{epochs: 15}}\nout: {tmp_path / 'mixed_model'}\n")
+                   "train: {epochs: 15, weight_decay: 0.001, min_epochs: 2}\n"
+                   f"out: {tmp_path / 'mixed_model'}\n")
     assert main(["train", "--config", str(cfg), "--quiet", "--name", "mixed"]) == 0
     predictor = Predictor.from_artifact(tmp_path / "mixed_model")
     state = predictor.metadata["preprocessing"]
     assert state["config"]["numeric"]["scale"] == "minmax"
     assert "notes" not in predictor.pipeline.input_columns
+    plan = predictor.metadata["lineage"]["config"]["plan"]  # every plan setting is configurable
+    assert (plan["weight_decay"], plan["min_epochs"]) == (0.001, 2)
     out = predictor.predict_records([{"age": None, "city": "tokyo", "score": 0.3},
                                      {"age": 70, "city": "paris", "score": 2.0}])
     assert out[1]["label"] == "yes" and set(out[0]["probabilities"]) == {"no", "yes"}
