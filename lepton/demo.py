@@ -78,13 +78,14 @@ def image_preprocessing() -> dict[str, Any]:
     return pipeline.to_json()
 
 
-def train_mnist(out: Path, epochs: int = 3, samples: int | None = None,
-                verbose: str | int = "auto", say: Callable[[str], Any] = print) -> DemoResult:
-    """Train and save the demo model; returns the artifact path and test accuracy."""
+def train_mnist(out: Path, data: tuple, epochs: int = 3, verbose: str | int = "auto",
+                say: Callable[[str], Any] = print) -> DemoResult:
+    """Train on ``data`` (from ``load_mnist``) and save the demo model; returns the artifact
+    path and test accuracy."""
     from lepton.core import callbacks
 
     started = time.perf_counter()
-    (x_train, y_train), (x_test, y_test) = load_mnist(samples)
+    (x_train, y_train), (x_test, y_test) = data
     model, optimizer = build_cnn()
     precision = fastest_precision()
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
@@ -124,10 +125,8 @@ class Served:
 
     url: str
     ref: str
-    version: int
     predictions: list[dict[str, Any]]
     truth: list[int]
-    feedback: dict[str, Any]
     sample_png: Path
 
 
@@ -142,7 +141,7 @@ def register(artifact: Path) -> dict[str, Any]:
     return entry
 
 
-def serve_and_try(entry: dict[str, Any], out: Path,
+def serve_and_try(entry: dict[str, Any], out: Path, x_test: np.ndarray, y_test: np.ndarray,
                   while_serving: Callable[[Served], None] | None = None,
                   samples: int = 5) -> Served:
     """Serve the registered model, predict a few test digits sent as PNG files through the
@@ -151,7 +150,6 @@ def serve_and_try(entry: dict[str, Any], out: Path,
     from lepton.client import Client
     from lepton.serve.server import BackgroundServer, ModelRef, ServerConfig, build_app
 
-    _, (x_test, y_test) = load_mnist(samples=1)
     images = [png_base64(x) for x in x_test[:samples]]
     sample_png = out / "digit.png"
     sample_png.write_bytes(base64.b64decode(images[0]))
@@ -162,9 +160,9 @@ def serve_and_try(entry: dict[str, Any], out: Path,
     try:
         with Client(url) as client:
             predictions = client.predict("mnist", images)
-            feedback = client.feedback(predictions[0]["id"], label=str(int(y_test[0])))
-        served = Served(url, f"mnist:{entry['version']}", int(entry["version"]), predictions,
-                        [int(y) for y in y_test[:samples]], feedback, sample_png.resolve())
+            client.feedback(predictions[0]["id"], label=str(int(y_test[0])))
+        served = Served(url, f"mnist:{entry['version']}", predictions,
+                        [int(y) for y in y_test[:samples]], sample_png.resolve())
         if while_serving is not None:
             while_serving(served)
     finally:

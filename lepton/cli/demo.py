@@ -32,11 +32,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--epochs must be at least 1", received=f"--epochs {args.epochs}")
     console = Console()
     samples, epochs = (5000, 1) if args.quick else (None, args.epochs)
-    result = demo.train_mnist(args.out, epochs=epochs, samples=samples, say=console.print)
+    data = demo.load_mnist(samples)
+    _, (x_test, y_test) = data
+    result = demo.train_mnist(args.out, data, epochs=epochs, say=console.print)
     console.print(f"[bold]Test accuracy: {result.accuracy:.2%}[/bold] "
                   f"(10,000 MNIST test digits, {result.seconds:.0f} s)")
     with console.status("Writing the evaluation report"):
-        _, (x_test, y_test) = demo.load_mnist(samples=1)
         report = write_report(result.artifact, x_test, y_test, result.history,
                               title="Lepton demo: MNIST CNN")
     entry = demo.register(result.artifact)
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 console.print("Stopping the server")
 
-    demo.serve_and_try(entry, args.out, while_serving)
+    demo.serve_and_try(entry, args.out, x_test, y_test, while_serving)
     if not keep:
         console.print("The demo server has stopped. Serve the model again with "
                       "`lepton serve mnist@production`, then try:")
