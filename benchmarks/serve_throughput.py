@@ -5,12 +5,14 @@
     BENTOML_PYTHON=/tmp/bentovenv/bin/python python benchmarks/serve_throughput.py  # + BentoML
 
 One run, one machine, everything side by side: the SPEC §1 MNIST CNN (saved with lepton.core),
-single-image requests from the bounded aiohttp load generator (lepton.serve.loadgen, in this
-process; each server in its own process with one torch thread) at concurrency 1, 16 and 64.
-All servers are up at once and measured in interleaved rounds, so that load from other work on
-the machine hits each alike; each point keeps its best round.
-- Lepton, OIP V2 JSON; Lepton, binary tensors with the body made by tritonclient;
-- Lepton JSON with the prediction log on (its cost on the hot path);
+single-image requests from the bounded load generator of ``lepton bench`` (lepton.serve.loadgen,
+in this process; each server in its own process with one torch thread) at concurrency 1, 16
+and 64. All servers are up at once and measured in interleaved rounds, so that load from other
+work on the machine hits each alike; each point keeps its best round. Each point also reports
+the CPU time per request of the server (all its processes) and of the load generator.
+- Lepton as `lepton serve` runs by default (prediction log on), OIP V2 JSON; the same server
+  with binary tensors, the body made by tritonclient;
+- Lepton JSON with the prediction log off (what the log costs on the hot path);
 - FastAPI + pydantic body, one forward per request; bare Starlette + orjson, one forward per
   request (benchmarks/serve_baselines.py);
 - BentoML with adaptive batching, when ``BENTOML_PYTHON`` names a Python that has bentoml
@@ -22,7 +24,6 @@ Prints the table and the ratios of the issue's targets; writes benchmarks/out/se
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -64,8 +65,8 @@ def build_model(path: Path) -> None:
     model.save(path, metadata={"task": "multiclass", "labels": [str(i) for i in range(10)]})
 
 
-def ceiling(path: Path, seconds: float = 3.0) -> dict[str, float]:
-    """Images/s of the model alone, one thread: batch 64 and batch 1."""
+def ceiling(path: Path, seconds: float = 1.5) -> dict[str, float]:
+    """Images/s of the model alone, one thread, at the batch sizes a server forms."""
     import numpy as np
     import torch
 
@@ -74,7 +75,7 @@ def ceiling(path: Path, seconds: float = 3.0) -> dict[str, float]:
     torch.set_num_threads(1)
     model = load_model(path).eval()
     out = {}
-    for batch in (64, 1):
+    for batch in (1, 8, 16, 32, 64):
         x = torch.from_numpy(np.random.rand(batch, 28, 28, 1).astype(np.float32))
         with torch.inference_mode():
             for _ in range(5):
@@ -83,7 +84,7 @@ def ceiling(path: Path, seconds: float = 3.0) -> dict[str, float]:
             while time.perf_counter() - start < seconds:
                 model(x)
                 n += batch
-        out[f"batch{batch}_images_per_s"] = n / (time.perf_counter() - start)
+        out[batch] = n / (time.perf_counter() - start)
     return out
 
 
@@ -153,10 +154,32 @@ def read_output_name(path: Path) -> str:
 
 
 def measure(url: str, body: tuple[bytes, dict], concurrency: int, duration: float) -> dict:
-    from lepton.serve.loadgen import run_load
+    from lepton.serve.loadgen import measure as load
 
-    return asyncio.run(run_load(url, body[0], body[1], concurrency=concurrency,
-                                duration_s=duration)).as_dict()
+    return load(url, body[0], body[1], concurrency=concurrency, duration_s=duration).as_dict()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of a process and all its descendants, from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry)] = fields
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        if p in stats:
+            total += (int(stats[p][11]) + int(stats[p][12])) / ticks
+        todo += children.get(p, [])
+    return total
 
 
 def batch_sizes(url: str) -> float | None:
@@ -197,8 +220,8 @@ def main() -> None:
     lepton = [sys.executable, "-m", "lepton", "serve", str(artifact)]
     # name -> (command, readiness path or None = any answer, process name shared with)
     servers = {
-        "lepton-json": (lepton + ["--no-log"], "/v2/health/ready"),
-        "lepton-json+log": (lepton, "/v2/health/ready"),
+        "lepton": (lepton, "/v2/health/ready"),
+        "lepton-nolog": (lepton + ["--no-log"], "/v2/health/ready"),
         "fastapi-pydantic": (baselines + ["fastapi", str(artifact)], None),
         "starlette-orjson": (baselines + ["starlette", str(artifact)], None),
     }
@@ -209,9 +232,9 @@ def main() -> None:
                                "service:CNN", "--host", "127.0.0.1"], "/readyz")
     # what is measured: name -> (server, body kind, route)
     runs = {
-        "lepton-json": ("lepton-json", "json", "/v2/models/mnist_cnn/infer"),
-        "lepton-binary": ("lepton-json", "binary", "/v2/models/mnist_cnn/infer"),
-        "lepton-json+log": ("lepton-json+log", "json", "/v2/models/mnist_cnn/infer"),
+        "lepton-json": ("lepton", "json", "/v2/models/mnist_cnn/infer"),
+        "lepton-binary": ("lepton", "binary", "/v2/models/mnist_cnn/infer"),
+        "lepton-json-nolog": ("lepton-nolog", "json", "/v2/models/mnist_cnn/infer"),
         "fastapi-pydantic": ("fastapi-pydantic", "json", "/v2/models/mnist_cnn/infer"),
         "starlette-orjson": ("starlette-orjson", "json", "/v2/models/mnist_cnn/infer"),
         "bentoml": ("bentoml", "bento", "/predict"),
@@ -221,7 +244,8 @@ def main() -> None:
     results: dict[str, object] = {"ceiling": ceiling(artifact), "cpus": os.cpu_count(),
                                   "duration_s": args.duration, "rounds": args.rounds,
                                   "servers": {name: {"levels": {}} for name in runs}}
-    print(f"in-process ceiling, 1 thread: {results['ceiling']}", flush=True)
+    print("in-process ceiling, images/s by batch size (1 thread): "
+          + ", ".join(f"{k}: {v:,.0f}" for k, v in results["ceiling"].items()), flush=True)
     procs: dict[str, tuple[subprocess.Popen, str]] = {}
     try:
         for name, (cmd, ready) in servers.items():  # one at a time, to time the cold start
@@ -241,13 +265,20 @@ def main() -> None:
         for round_ in range(args.rounds):  # interleaved, so load drift hits all servers alike
             for c in levels:
                 for run, (server, kind, route) in runs.items():
+                    server_cpu, own_cpu = cpu_seconds(procs[server][0].pid), time.process_time()
                     r = measure(procs[server][1] + route, body[kind], c, args.duration)
+                    requests = max(1, r["requests"])  # CPU per request, warm-up included
+                    r["server_cpu_us"] = round(1e6 * (cpu_seconds(procs[server][0].pid)
+                                                      - server_cpu) / requests, 1)
+                    r["loadgen_cpu_us"] = round(1e6 * (time.process_time() - own_cpu)
+                                                / requests, 1)
                     best = results["servers"][run]["levels"].get(c)
                     if best is None or r["rps"] > best["rps"]:
                         results["servers"][run]["levels"][c] = r
                     print(f"  round {round_ + 1} c={c:<3} {run:<17} {r['rps']:>9,.1f} req/s  "
                           f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:8.2f} ms  "
-                          f"errors {r['errors'] or 0}", flush=True)
+                          f"cpu/req server {r['server_cpu_us']:5.0f} us, generator "
+                          f"{r['loadgen_cpu_us']:4.0f} us  errors {r['errors'] or 0}", flush=True)
         for run, (server, _, _) in runs.items():
             if server.startswith("lepton"):
                 results["servers"][run]["mean_batch"] = batch_sizes(procs[server][1])
@@ -258,7 +289,7 @@ def main() -> None:
                 if server == name:
                     results["servers"][run]["exit_code"] = code
     again = ceiling(artifact)
-    results["ceiling"] = {k: max(v, again[k]) for k, v in results["ceiling"].items()}
+    results["ceiling"] = {k: round(max(v, again[k])) for k, v in results["ceiling"].items()}
     report(results, levels)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2, default=str))
@@ -275,8 +306,9 @@ def report(results: dict, levels: list[int]) -> None:
                  for e in (entry["levels"][c] for c in levels)]
         print(f"| {name} | " + " | ".join(cells) + " |")
     top = max(levels)
-    ceiling = results["ceiling"]["batch64_images_per_s"]
-    print(f"| in-process ceiling (batch 64, 1 thread) | {ceiling:,.0f} images/s |")
+    best = max(results["ceiling"], key=results["ceiling"].get)
+    ceiling = results["ceiling"][best]
+    print(f"| in-process ceiling (best batch size, {best}; 1 thread) | {ceiling:,.0f} images/s |")
 
     def rps(name: str, c: int = top) -> float | None:
         entry = servers.get(name)
@@ -299,8 +331,8 @@ def report(results: dict, levels: list[int]) -> None:
     if rps("lepton-binary"):
         print(f"lepton-binary / in-process ceiling at c={top}: "
               f"{rps('lepton-binary') / ceiling:.2f}")
-    if ours and rps("lepton-json+log"):
-        print(f"prediction log on / off at c={top}: {rps('lepton-json+log') / ours:.2f}")
+    if ours and rps("lepton-json-nolog"):
+        print(f"prediction log on / off at c={top}: {ours / rps('lepton-json-nolog'):.2f}")
 
 
 if __name__ == "__main__":

@@ -46,8 +46,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _bench(url: str, model: str | None, token: str | None, args: argparse.Namespace) -> int:
-    import asyncio
-
     from lepton.client import Client
     from lepton.serve import loadgen
 
@@ -59,9 +57,8 @@ def _bench(url: str, model: str | None, token: str | None, args: argparse.Namesp
     if token:
         headers["Authorization"] = f"Bearer {token}"
     before = loadgen.batch_histogram(_metrics(client))
-    result = asyncio.run(loadgen.run_load(f"{url}/v2/models/{model}/infer", body, headers,
-                                          concurrency=args.concurrency,
-                                          duration_s=args.duration))
+    result = loadgen.measure(f"{url}/v2/models/{model}/infer", body, headers,
+                             concurrency=args.concurrency, duration_s=args.duration)
     after = loadgen.batch_histogram(_metrics(client))
     r = result.as_dict()
     kind = "binary" if args.binary else "JSON"

@@ -68,32 +68,51 @@ class Runner:
             return [s.name for s in self.outputs]
         return [f"output_{i}" for i in range(count)]
 
-    def run(self, items: Sequence[Item]) -> list[dict[str, np.ndarray]]:
-        """Forward the items as one batch; return each item's outputs (same order)."""
+    def run(self, items: Sequence[Item]) -> list[dict[str, np.ndarray] | Exception]:
+        """Forward the items as one batch; return each item's outputs (same order), or a
+        ShapeError for an item whose floats are not all finite (its neighbours still run).
+
+        Work on this thread holds the GIL as few times as it can: the event loop wants it
+        too, and each time a call releases it (numpy's concatenate does once per item)
+        getting it back waits on the loop. So one ``torch.cat`` per input and plain slicing.
+        """
         torch = self._torch
         names = [s.name for s in self.inputs]
-        if len(items) == 1:
-            arrays = [items[0][n] for n in names]
-        else:
-            arrays = [np.concatenate([it[n] for it in items]) for n in names]
-        tensors = [torch.from_numpy(a if a.flags.writeable else a.copy()) for a in arrays]
+        tensors = [_tensor(torch, items[0][n]) if len(items) == 1
+                   else torch.cat([_tensor(torch, it[n]) for it in items]) for n in names]
+        if not all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point()):
+            return self._run_finite(items)
         if self.device is not None:
             tensors = [t.to(self.device, non_blocking=True) for t in tensors]
         with torch.inference_mode():
             raw = self.module(tensors[0] if len(tensors) == 1 else tensors)
         outs = list(raw) if isinstance(raw, (list, tuple)) else [raw]
-        rows = int(arrays[0].shape[0])
+        rows = int(tensors[0].shape[0])
         results = [o.detach().cpu().numpy() for o in outs]
         for r in results:
             if r.ndim == 0 or r.shape[0] != rows:
                 raise ShapeError("The model returned a batch of the wrong size",
                                  expected=rows, received=r.shape)
         out_names = self.output_names(len(results))
-        if len(items) == 1:
-            return [dict(zip(out_names, results, strict=True))]
-        cuts = np.cumsum([int(it[names[0]].shape[0]) for it in items])[:-1]
-        pieces = [np.split(r, cuts) for r in results]
-        return [dict(zip(out_names, parts, strict=True)) for parts in zip(*pieces, strict=True)]
+        per_item, start = [], 0
+        for it in items:
+            stop = start + int(it[names[0]].shape[0])
+            per_item.append({n: r[start:stop] for n, r in zip(out_names, results, strict=True)})
+            start = stop
+        return per_item
+
+    def _run_finite(self, items: Sequence[Item]) -> list[dict[str, np.ndarray] | Exception]:
+        """The batch minus its items holding NaN or infinity, which get a ShapeError each."""
+        bad = {}
+        for i, item in enumerate(items):
+            for name, array in item.items():
+                if array.dtype.kind == "f" and not np.isfinite(array).all():
+                    bad[i] = ShapeError(f"Input '{name}' contains NaN or infinity",
+                                        expected="finite numbers", received="NaN/Inf")
+                    break
+        good = iter(self.run([it for i, it in enumerate(items) if i not in bad])
+                    if len(bad) < len(items) else [])
+        return [bad[i] if i in bad else next(good) for i in range(len(items))]
 
     def example(self, rows: int = 1) -> Item:
         """Zeros of the right shape and dtype (variable axes get size 8): for warm-up and bench."""
@@ -108,6 +127,10 @@ class Runner:
         for rows in sorted({1, max_batch_size}):
             self.run([self.example(rows)])
         self.ready = True
+
+
+def _tensor(torch: Any, array: np.ndarray) -> Any:
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
 
 
 def _spec(raw: dict[str, Any]) -> TensorSpec:

@@ -23,6 +23,7 @@ from typing import Any
 from lepton.errors import ConfigError, NotFoundError
 from lepton.serve.app import LeptonApp, ModelSource, ServeOptions, check_name
 from lepton.serve.auth import check_bind
+from lepton.serve.http import HttpProtocol
 
 CONFIG_ENV = "LEPTON_SERVE_CONFIG"
 log = logging.getLogger("lepton.serve")
@@ -120,17 +121,18 @@ def app_from_env() -> LeptonApp:
     return app
 
 
-def _uvicorn_kwargs(config: ServerConfig) -> dict[str, Any]:
+def uvicorn_kwargs(config: ServerConfig) -> dict[str, Any]:
+    """The uvicorn settings every Lepton server runs with (CLI, workers, background, tests)."""
     kwargs: dict[str, Any] = {"host": config.host, "port": config.port, "access_log": False,
                               "log_level": "warning", "lifespan": "on",
                               "timeout_graceful_shutdown": config.options.drain_s,
-                              "server_header": False, "timeout_keep_alive": 30}
-    for module, key, value in (("uvloop", "loop", "uvloop"), ("httptools", "http", "httptools")):
-        try:
-            __import__(module)
-            kwargs[key] = value
-        except ImportError:
-            pass
+                              "server_header": False, "timeout_keep_alive": 30,
+                              "proxy_headers": False, "ws": "none", "http": HttpProtocol}
+    try:
+        import uvloop  # noqa: F401
+        kwargs["loop"] = "uvloop"
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard], not on Windows
+        pass
     return kwargs
 
 
@@ -148,7 +150,7 @@ def serve(config: ServerConfig) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         try:
             uvicorn.run("lepton.serve.server:app_from_env", factory=True,
-                        workers=config.workers, **_uvicorn_kwargs(config))
+                        workers=config.workers, **uvicorn_kwargs(config))
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
         return 0
@@ -167,7 +169,7 @@ def run_app(app: LeptonApp, host: str = "127.0.0.1", port: int = 8000) -> int:
             super().handle_exit(sig, frame)
 
     config = ServerConfig(models=[], options=app.options, host=host, port=port)
-    server = Server(uvicorn.Config(app, **_uvicorn_kwargs(config)))
+    server = Server(uvicorn.Config(app, **uvicorn_kwargs(config)))
     app.on_load_error = lambda: setattr(server, "should_exit", True)
     # uvicorn re-raises the signal that stopped it once it has drained; a no-op handler
     # turns that into a normal return, so a SIGTERM drain exits 0.
@@ -201,7 +203,7 @@ class BackgroundServer:
 
         config = ServerConfig(models=[], options=self.app.options, host=self.host,
                               port=self.port)
-        self._server = uvicorn.Server(uvicorn.Config(self.app, **_uvicorn_kwargs(config)))
+        self._server = uvicorn.Server(uvicorn.Config(self.app, **uvicorn_kwargs(config)))
         self._thread = threading.Thread(target=self._server.run, name="lepton-serve",
                                         daemon=True)
         self._thread.start()

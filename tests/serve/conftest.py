@@ -19,6 +19,7 @@ from torch import nn
 from lepton.serve.app import LeptonApp, ModelSource, ServeOptions
 from lepton.serve.protocol import TensorSpec
 from lepton.serve.runner import Runner
+from lepton.serve.server import ServerConfig, uvicorn_kwargs
 
 DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -82,8 +83,8 @@ class Running:
 @contextmanager
 def run_app(app: LeptonApp, wait_ready: bool = True) -> Iterator[Running]:
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", access_log=False)
+    settings = ServerConfig(models=[], options=app.options, host="127.0.0.1", port=port)
+    config = uvicorn.Config(app, **uvicorn_kwargs(settings))  # as `lepton serve` runs
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

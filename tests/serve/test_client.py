@@ -12,7 +12,7 @@ import lepton
 from lepton.cli import bench
 from lepton.client import RequestError
 from lepton.serve import loadgen
-from tests.serve.conftest import DIGITS, mnist_images
+from tests.serve.conftest import DIGITS, free_port, mnist_images
 from tests.serve.test_server import expected
 
 
@@ -46,11 +46,19 @@ def test_load_generator_counts_and_percentiles(server):
     body, headers = loadgen.infer_request(meta, binary=True)
     result = asyncio.run(loadgen.run_load(server.url + "/v2/models/mnist/infer", body, headers,
                                           concurrency=4, duration_s=1.0, warmup_s=0.2))
-    assert result.ok > 0 and not result.errors
+    assert result.ok > 0 and not result.errors and result.connections == 4  # kept alive
     assert result.percentile(50) <= result.percentile(99)
     bad = asyncio.run(loadgen.run_load(server.url + "/v2/models/nope/infer", body, headers,
                                        concurrency=2, duration_s=0.5, warmup_s=0.1))
     assert bad.ok == 0 and bad.errors["404"] > 0
+    # a server that closes after each answer: the generator reconnects, nothing is lost
+    closing = loadgen.measure(server.url + "/v2/models/mnist/infer", body,
+                              {**headers, "Connection": "close"}, concurrency=2,
+                              duration_s=0.5, warmup_s=0.1)
+    assert closing.ok > 0 and not closing.errors and closing.connections > closing.ok / 2
+    nobody = loadgen.measure(f"http://127.0.0.1:{free_port()}/v2/models/mnist/infer", body,
+                             headers, concurrency=2, duration_s=0.3, warmup_s=0.1)
+    assert nobody.ok == 0 and nobody.errors["ConnectionRefusedError"] > 0
 
 
 def test_bench_command_prints_throughput_latency_and_batch_sizes(server, capsys):

@@ -140,6 +140,38 @@ def test_nan_and_unknown_model(server):
                       content=infer_body(mnist_images(1)[0])).status_code == 404
 
 
+def test_non_finite_inputs_fail_alone_while_their_batch_neighbours_are_answered(server):
+    images, _ = mnist_images(40)
+    want = expected(images)
+    nan = images[:1].copy()
+    nan[0, 5, 5, 0] = np.nan
+    inp = triton.InferInput("input_1", [1, 28, 28, 1], "FP32")
+    inp.set_data_from_numpy(nan, binary_data=True)
+    nan_body, json_size = triton.InferenceServerClient.generate_request_body([inp])
+    overflow = orjson.loads(infer_body(images[:1]))  # 1e39 is finite JSON but inf as FP32
+    overflow["inputs"][0]["data"][7] = 1e39
+
+    async def main():
+        async with aiohttp.ClientSession(server.url) as session:
+            async def post(body, headers=None):
+                async with session.post("/v2/models/mnist/infer", data=body,
+                                        headers=headers) as r:
+                    return r.status, orjson.loads(await r.read())
+
+            bad = [post(nan_body, {"Inference-Header-Content-Length": str(json_size)}),
+                   post(orjson.dumps(overflow))]
+            good = [post(infer_body(images[i:i + 1])) for i in range(len(images))]
+            return await asyncio.gather(*bad, *good)
+
+    (nan_status, nan_doc), (inf_status, inf_doc), *good = asyncio.run(main())
+    assert nan_status == inf_status == 422
+    assert "Input 'input_1' contains NaN or infinity" in nan_doc["error"]
+    assert "NaN or infinity" in inf_doc["error"]
+    for i, (status, doc) in enumerate(good):
+        assert status == 200
+        np.testing.assert_allclose(doc["outputs"][0]["data"], want[i], atol=1e-5)
+
+
 def test_body_over_the_limit_gets_413_with_content_length_and_chunked(server):
     big = b"x" * (2 << 20)
     with server.client() as c:

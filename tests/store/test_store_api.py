@@ -99,6 +99,34 @@ def test_prediction_log_is_batched_and_idempotent(store):
     assert store.log_predictions([]) == 0
 
 
+@pytest.mark.parametrize("sqlite_version", [(3, 40, 1), (3, 31, 1)])
+def test_sqlite_prediction_log_stores_the_same_rows_with_and_without_json(
+        tmp_path, monkeypatch, sqlite_version):
+    """SQLite 3.38+ unpacks a JSON parameter in one statement; older ones step per row."""
+    import sqlite3
+    import types
+
+    from lepton.store import _store
+
+    monkeypatch.setattr(_store, "sqlite3", types.SimpleNamespace(
+        sqlite_version_info=sqlite_version))
+    store = Store.open(f"sqlite:///{tmp_path / 'log.db'}", workspace=tmp_path)
+    rows = [{"id": "a", "model": "m", "version": 3, "outputs": {"p": np.float32(0.5)},
+             "latency_ms": 2.0, "input_digest": "d", "input_sample": [1, "x"],
+             "created_at": 1700000000.5},
+            {"id": "b", "model": "m", "outputs": ["it's \"quoted\"\n"]}]
+    assert store.log_predictions(rows) == 2 and store.log_predictions(rows) == 0
+    store.close()
+    with sqlite3.connect(tmp_path / "log.db") as db:
+        stored = db.execute("SELECT id, model, version, typeof(version), created_at, "
+                            "typeof(created_at), latency_ms, outputs, input_digest, "
+                            "input_sample FROM predictions ORDER BY id").fetchall()
+    assert stored[0] == ("a", "m", 3, "integer", 1700000000.5, "real", 2.0, '{"p":0.5}', "d",
+                         '[1,"x"]')
+    assert stored[1][:4] == ("b", "m", None, "null")
+    assert stored[1][5] == "real" and stored[1][7] == '["it\'s \\"quoted\\"\\n"]'
+
+
 def test_prediction_log_rejects_bad_rows(store):
     with pytest.raises(ConfigError, match="lacks a field.*outputs"):
         store.log_predictions([{"id": "x", "model": "m"}])
