@@ -315,11 +315,16 @@ def report(results: dict, levels: list[int]) -> None:
         return entry["levels"][c]["rps"] if entry else None
 
     ours = rps("lepton-json")
+    print(f"\nCPU per request at c={top} (server, all its processes / load generator), µs:")
+    for name, entry in servers.items():
+        e = entry["levels"].get(top)
+        if e:
+            print(f"  {name:<18} {e['server_cpu_us']:6.0f} / {e['loadgen_cpu_us']:4.0f}")
     print()
-    for other in ("fastapi-pydantic", "bentoml", "starlette-orjson"):
-        theirs = rps(other)
-        if ours and theirs:
-            print(f"ratio lepton-json / {other} at c={top}: {ours / theirs:.2f}x")
+    for mine in ("lepton-json", "lepton-json-nolog"):
+        for other in ("fastapi-pydantic", "bentoml", "starlette-orjson"):
+            if rps(mine) and rps(other):
+                print(f"ratio {mine} / {other} at c={top}: {rps(mine) / rps(other):.2f}x")
     if "lepton-json" in servers:
         print(f"lepton-json p99 at c={top}: {servers['lepton-json']['levels'][top]['p99_ms']:.1f}"
               " ms (target <= 50)")
