@@ -1,8 +1,8 @@
 """The prediction log: every answered record is written to the store, off the hot path.
 
 The request path only appends a tuple of references (ids, arrays, latency) to a deque. A
-background thread turns them into rows (outputs as lists, a digest of the input and, when
-asked, the input itself) and writes them with ``store.log_predictions`` in batches, at most
+background thread turns them into rows (outputs as JSON, a SHA-256 digest of the input and,
+when asked, the input itself) and writes them with ``store.log_predictions`` in batches, at most
 every ``interval_s`` seconds. The buffer is bounded: when the store cannot keep up, the oldest
 entries are dropped and counted rather than growing memory or slowing requests.
 """

@@ -208,6 +208,10 @@ def test_v1_predict_gives_labels_and_ids_and_feedback_is_idempotent(server, stor
         assert c.post("/v1/feedback", json={"rating": 2}).status_code == 422
         bad = c.post("/v1/models/mnist/predict", json={"inputs": [[1, 2, 3]]})
         assert bad.status_code == 422 and "wrong shape" in bad.json()["error"]
+        overflow = images[:1].tolist()
+        overflow[0][3][3][0] = 1e39  # finite in JSON, inf as FP32
+        nan = c.post("/v1/models/mnist/predict", json={"inputs": overflow})
+        assert nan.status_code == 422 and "NaN or infinity" in nan.json()["error"]
     feedback = [f for f in store.list_feedback("mnist") if f["prediction_id"] == pid]
     assert len(feedback) == 1 and feedback[0]["label"] == "seven"
 
