@@ -326,8 +326,10 @@ class LeptonApp:
         return served
 
     def new_ids(self, rows: int) -> list[str]:
+        """Ids that sort in the order they were made (fixed width), so the store's id index
+        grows at one end instead of splitting pages all over."""
         prefix = self._id_prefix
-        return [f"{prefix}-{next(self._ids):x}" for _ in range(rows)]
+        return [f"{prefix}-{next(self._ids):010x}" for _ in range(rows)]
 
     async def _infer(self, send, name: str, version: str | None, body: bytes,
                      header_length: bytes | None) -> None:

@@ -117,6 +117,7 @@ class Batcher:
         self._queue: collections.deque[_Pending] = collections.deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="lepton-batch")
         self._busy = False
@@ -143,12 +144,14 @@ class Batcher:
         if len(self._queue) >= self.max_queue:
             self.stats.rejected += 1
             raise OverloadedError(self.max_queue, self._retry_after())
-        loop = asyncio.get_running_loop()
         if self._task is None:
+            # the batcher lives on one loop; looking it up per request costs a getpid()
+            # syscall on Python 3.11 (asyncio's fork check)
+            self._loop = asyncio.get_running_loop()
             self._wakeup = asyncio.Event()
-            self._task = loop.create_task(self._run())
-            self._sweeper = loop.create_task(self._sweep())
-        future = loop.create_future()
+            self._task = self._loop.create_task(self._run())
+            self._sweeper = self._loop.create_task(self._sweep())
+        future = self._loop.create_future()
         size = self.size_of(item) if self.size_of is not None else 1
         timeout = timeout_s if timeout_s is not None else self.timeout_s
         now = time.perf_counter()

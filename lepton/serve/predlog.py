@@ -1,49 +1,40 @@
 """The prediction log: every answered record is written to the store, off the hot path.
 
-The request path only appends a tuple of references (ids, arrays, latency) to a deque. A
-background thread turns them into rows (outputs as JSON, a SHA-256 digest of the input and,
-when asked, the input itself) and writes them with ``store.log_predictions`` in batches, at most
-every ``interval_s`` seconds. The buffer is bounded: when the store cannot keep up, the oldest
-entries are dropped and counted rather than growing memory or slowing requests.
+``add`` encodes a request's rows at once (id, model, version, time, latency, outputs, a 128-bit
+XXH3 digest of the input and, when asked, the input itself) into a JSON fragment, so the buffer
+holds bytes rather than the request's arrays. A background thread joins the fragments and hands
+them to ``store.log_prediction_json`` as one array, at most every ``interval_s`` seconds. The
+buffer is bounded: when the store cannot keep up, the oldest entries are dropped and counted
+rather than growing memory or slowing requests.
+
+Why this shape: that thread shares the GIL with the event loop, and at saturation each
+microsecond it holds the GIL is one the server does not answer requests. Turning thousands of
+buffered requests into rows there (and keeping their arrays alive until then) cost ~10 % of
+the server's throughput; one orjson call per request on the event loop costs ~1 µs, and the
+flush is then one ``bytes.join`` and one SQL statement that runs without the GIL.
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import orjson
+import xxhash
+
+from lepton.store._json import dumpb
 
 log = logging.getLogger("lepton.serve")
-
 
 Rows = dict[str, np.ndarray] | list[Any]
 
 
-def _row(rows: Rows, i: int) -> Any:
-    if isinstance(rows, dict):
-        return {k: v[i] for k, v in rows.items()}  # the store's JSON encoder takes numpy
-    return rows[i]
-
-
-def _digest(rows: Rows, i: int) -> str:
-    """128 bits of SHA-256 (hardware-accelerated on current CPUs) of a row's input bytes."""
-    digest = hashlib.sha256()
-    if isinstance(rows, dict):
-        for name in sorted(rows) if len(rows) > 1 else rows:
-            digest.update(np.ascontiguousarray(rows[name][i]))  # the bytes, without a copy
-    else:
-        digest.update(orjson.dumps(rows[i], option=orjson.OPT_SERIALIZE_NUMPY))
-    return digest.hexdigest()[:32]
-
-
 class PredictionLog:
-    """Buffers prediction entries and flushes them to ``store`` from one thread."""
+    """Buffers encoded prediction rows and flushes them to ``store`` from one thread."""
 
     def __init__(self, store: Any, *, interval_s: float = 0.5, max_pending: int = 100_000,
                  sample_inputs: bool = False,
@@ -52,22 +43,31 @@ class PredictionLog:
         self.interval_s = interval_s
         self.sample_inputs = sample_inputs
         self.on_drop = on_drop
-        self._pending: collections.deque = collections.deque()
+        self._pending: collections.deque[bytes] = collections.deque()
         self._max_pending = max_pending
         self._lock = threading.Lock()  # one flush at a time (background or on demand)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="lepton-predlog", daemon=True)
         self._thread.start()
-        self.written = 0
 
     def add(self, ids: list[str], model: str, version: int | None, inputs: Rows, outputs: Rows,
             latency_ms: float) -> None:
-        """Record one request's predictions (one id per row); cheap, never blocks.
+        """Record one request's predictions (one id per row); cheap, never blocks or raises.
 
         ``inputs`` and ``outputs`` are either dicts of arrays (row i is ``array[i]``) or lists
         of JSON-able records (row i is ``list[i]``).
         """
-        self._pending.append((ids, model, version, inputs, outputs, latency_ms))
+        if not ids:
+            return
+        try:
+            now, sample = time.time(), self.sample_inputs
+            fragment = dumpb([(pid, model, version, now, latency_ms, _row(outputs, i),
+                               _digest(inputs, i), _row(inputs, i) if sample else None)
+                              for i, pid in enumerate(ids)])[1:-1]  # rows without brackets
+        except Exception:  # noqa: BLE001 - the log must never fail a request
+            log.exception("could not log the predictions %s", ids[:3])
+            return
+        self._pending.append(fragment)
         if len(self._pending) > self._max_pending:
             self._pending.popleft()
             if self.on_drop is not None:
@@ -76,28 +76,17 @@ class PredictionLog:
     def flush(self) -> int:
         """Write everything buffered so far; returns the number of rows written."""
         with self._lock:
-            rows = []
-            while self._pending:
-                rows.extend(self._rows(self._pending.popleft()))
-            if not rows:
+            popleft = self._pending.popleft
+            fragments = [popleft() for _ in range(len(self._pending))]
+            if not fragments:
                 return 0
             try:
-                self.store.log_predictions(rows)
+                written = self.store.log_prediction_json(b"[" + b",".join(fragments) + b"]")
             except Exception:  # noqa: BLE001 - the log must not take the server down
-                log.exception("could not write %d predictions to the store", len(rows))
+                log.exception("could not write the predictions of %d requests to the store",
+                              len(fragments))
                 return 0
-            self.written += len(rows)
-            return len(rows)
-
-    def _rows(self, entry: tuple) -> list[dict[str, Any]]:
-        ids, model, version, inputs, outputs, latency_ms = entry
-        rows = []
-        for i, pid in enumerate(ids):
-            row = {"id": pid, "model": model, "version": version, "latency_ms": latency_ms,
-                   "outputs": _row(outputs, i), "input_digest": _digest(inputs, i),
-                   "input_sample": _row(inputs, i) if self.sample_inputs else None}
-            rows.append(row)
-        return rows
+            return written
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -108,3 +97,24 @@ class PredictionLog:
         self._stop.set()
         self._thread.join(timeout=10)
         self.flush()
+
+
+def _row(rows: Rows, i: int) -> Any:
+    """Row i of a request: ``{name: array[i]}`` for arrays, else ``list[i]``."""
+    if isinstance(rows, dict):
+        return {name: array[i] for name, array in rows.items()}
+    return rows[i]
+
+
+def _digest(rows: Rows, i: int) -> str:
+    """XXH3-128 of row i's input bytes (of its JSON for records): it recognises the same input
+    without storing it, in ~0.1 µs without releasing the GIL (SHA-256 took 2 µs and released
+    it). Not a security hash."""
+    if not isinstance(rows, dict):
+        return xxhash.xxh3_128_hexdigest(dumpb(rows[i]))
+    if len(rows) == 1:
+        return xxhash.xxh3_128_hexdigest(np.ascontiguousarray(next(iter(rows.values()))[i]))
+    digest = xxhash.xxh3_128()
+    for name in sorted(rows):
+        digest.update(np.ascontiguousarray(rows[name][i]))
+    return digest.hexdigest()

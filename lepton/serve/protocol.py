@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import simdjson
 
 from lepton.errors import LeptonError, ShapeError
 
@@ -75,6 +76,42 @@ def parse_json(body: bytes | memoryview) -> Any:
                             received=f"{str(exc)[:120]}", fix="send a JSON object") from None
 
 
+def parse_infer_json(body: bytes) -> Any:
+    """A JSON infer request as Python objects, except each input's ``data``, left as a simdjson
+    Array so that its numbers are copied straight into a NumPy buffer: one Python float per
+    number (orjson, then ``np.asarray``) was half the cost of a JSON request on the event loop.
+    """
+    try:
+        doc = simdjson.Parser().parse(body)  # a parser per request: ~50 ns, and thread-safe
+    except (ValueError, RuntimeError) as exc:  # RuntimeError: integers beyond 64 bits
+        raise ProtocolError("The request body is not valid JSON", received=str(exc)[:120],
+                            fix="send a JSON object") from None
+    if not isinstance(doc, simdjson.Object):
+        return _python(doc)
+    # iterating keys and indexing stay lazy; items() would convert every value, "data" too
+    header = {key: _python(doc[key]) for key in doc if key != "inputs"}
+    inputs = doc.get("inputs")
+    if isinstance(inputs, simdjson.Array):
+        header["inputs"] = [_input(raw) for raw in inputs]
+    elif inputs is not None:
+        header["inputs"] = _python(inputs)
+    return header
+
+
+def _input(raw: Any) -> Any:
+    if not isinstance(raw, simdjson.Object):
+        return _python(raw)
+    return {key: raw[key] if key == "data" else _python(raw[key]) for key in raw}
+
+
+def _python(value: Any) -> Any:
+    if isinstance(value, simdjson.Object):
+        return value.as_dict()
+    if isinstance(value, simdjson.Array):
+        return value.as_list()
+    return value
+
+
 def decode_request(body: bytes, header_length: str | None,
                    inputs: list[TensorSpec]) -> InferRequest:
     """Decode an OIP V2 infer request and check it against the model's input signature."""
@@ -91,7 +128,7 @@ def decode_request(body: bytes, header_length: str | None,
         header = parse_json(view[:json_size])
         binary = view[json_size:]
     else:
-        header = parse_json(body)
+        header = parse_infer_json(body)
         binary = memoryview(b"")
     if not isinstance(header, dict):
         raise ProtocolError("The request must be a JSON object", received=type(header).__name__)
@@ -183,7 +220,9 @@ def _decode_tensor(raw: Any, binary: memoryview, offset: int,
                               dtype=dtype.newbyteorder("<"))
         return array.astype(dtype, copy=False).reshape(shape), offset + size
     data = raw.get("data")
-    if not isinstance(data, list):
+    if isinstance(data, simdjson.Array):
+        data = _numbers(data, dtype, count)
+    if not isinstance(data, (list, np.ndarray)):
         raise ProtocolError(f"Input '{name}' needs 'data' (a list) or binary data",
                             received=_short(data))
     try:
@@ -198,6 +237,17 @@ def _decode_tensor(raw: Any, binary: memoryview, offset: int,
                          expected=f"{count} elements for shape {shape}",
                          received=f"{array.size} elements")
     return array.reshape(shape), offset  # NaN/inf (1e39 as FP32): refused by the runner
+
+
+def _numbers(data: simdjson.Array, dtype: np.dtype, count: int) -> np.ndarray | list:
+    """Flat float data as float64 in one copy; anything else (nested lists, whose nesting
+    np.asarray checks; integers, whose range it checks; booleans) as a Python list."""
+    if dtype.kind == "f" and len(data) == count:
+        try:
+            return np.frombuffer(data.as_buffer(of_type="d"), dtype=np.float64)
+        except (TypeError, ValueError):  # not all numbers
+            pass
+    return data.as_list()
 
 
 def _check_shape(name: str, shape: list[int], expected: list[int]) -> None:

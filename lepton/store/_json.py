@@ -21,13 +21,17 @@ try:
 
     _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
-    def dumps(value: Any) -> str:
-        return orjson.dumps(value, default=_default, option=_OPTIONS).decode()
+    def dumpb(value: Any) -> bytes:
+        return orjson.dumps(value, default=_default, option=_OPTIONS)
 
     loads = orjson.loads
 except ImportError:  # pragma: no cover - orjson comes with lepton[serve]
 
-    def dumps(value: Any) -> str:
-        return json.dumps(value, default=_default, separators=(",", ":"))
+    def dumpb(value: Any) -> bytes:
+        return json.dumps(value, default=_default, separators=(",", ":")).encode()
 
     loads = json.loads
+
+
+def dumps(value: Any) -> str:
+    return dumpb(value).decode()

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from lepton.errors import ConfigError, ConflictError, LeptonTypeError, NotFoundError
 from lepton.store import _schema as s
 from lepton.store._engine import create_store_engine, upgrade, with_retry
-from lepton.store._json import dumps, loads
+from lepton.store._json import dumpb, dumps, loads
 from lepton.store._paths import workspace_dir
 
 T = TypeVar("T")
@@ -259,32 +259,46 @@ class Store:
         records = []
         for row in rows:
             try:
-                sample = row.get("input_sample")
-                record = (row["id"], row["model"], row.get("version"),
-                          row.get("created_at") or now, row.get("latency_ms"),
-                          dumps(row["outputs"]), row.get("input_digest"),
-                          None if sample is None else dumps(sample))
+                records.append((_check_id(row["id"], "prediction id", 128),
+                                _check_id(row["model"], "model name", 128), row.get("version"),
+                                row.get("created_at") or now, row.get("latency_ms"),
+                                row["outputs"], row.get("input_digest"), row.get("input_sample")))
             except KeyError as exc:
                 raise ConfigError("A prediction record lacks a field",
                                   expected="id, model and outputs", received=f"no {exc}") from None
-            _check_id(record[0], "prediction id", 128)
-            _check_id(record[1], "model name", 128)
-            records.append(record)
         if not records:
             return 0
-        if self.dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 38):
-            # The hot path of the server's log: all rows as one JSON parameter, unpacked by
-            # SQLite's json_each in a single statement. executemany stepped once per row and
-            # released and retook the GIL each time, which a busy server's event loop felt.
+        if self._json_log:
+            return self.log_prediction_json(dumpb(records))
+        return self._insert_predictions(records)
+
+    def log_prediction_json(self, rows: bytes) -> int:
+        """The server's bulk path: a JSON array of rows ``[id, model, version, created_at,
+        latency_ms, outputs, input_digest, input_sample]``, appended in one transaction;
+        returns how many were new. The server makes the ids, so they are not checked here.
+
+        On SQLite 3.38+ the array is unpacked by ``json_each`` in one statement: executemany
+        stepped once per row and released and retook the GIL each time, which a busy
+        server's event loop felt.
+        """
+        if self._json_log:
             return self.write(lambda conn: conn.exec_driver_sql(
-                self._log_json_sql, (dumps(records),)).rowcount)
-        if self.dialect == "sqlite":  # SQLite before 3.38 may lack JSON: one step per row
-            return self.write(lambda conn: conn.exec_driver_sql(
-                self._log_sql, records).rowcount)
+                self._log_json_sql, (rows,)).rowcount)
+        return self._insert_predictions([tuple(r) for r in loads(rows)])
+
+    def _insert_predictions(self, rows: list[tuple]) -> int:
+        records = [(*r[:5], dumps(r[5]), r[6], None if r[7] is None else dumps(r[7]))
+                   for r in rows]
+        if self.dialect == "sqlite":  # SQLite before 3.38 lacks ->: one step per row
+            return self.write(lambda conn: conn.exec_driver_sql(self._log_sql, records).rowcount)
         stmt = (self.insert(s.predictions).on_conflict_do_nothing(index_elements=["id"])
                 .returning(s.predictions.c.id))  # psycopg's executemany does not count rows
         params = [dict(zip(_PREDICTION_COLUMNS, r, strict=True)) for r in records]
         return self.write(lambda conn: len(conn.execute(stmt, params).all()))
+
+    @functools.cached_property
+    def _json_log(self) -> bool:
+        return self.dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 38)
 
     @functools.cached_property
     def _feedback_insert(self):
@@ -299,14 +313,12 @@ class Store:
             raise RuntimeError("unexpected parameter order in the compiled prediction insert")
         return compiled.string
 
-    @functools.cached_property
-    def _log_json_sql(self) -> str:
-        columns = ", ".join(_PREDICTION_COLUMNS)
-        values = ", ".join(f"json_extract(value, '$[{i}]')"
-                           for i in range(len(_PREDICTION_COLUMNS)))
-        # "WHERE true" keeps SQLite from reading ON CONFLICT as part of the SELECT's join
-        return (f"INSERT INTO predictions ({columns}) SELECT {values} FROM json_each(?) "
-                "WHERE true ON CONFLICT (id) DO NOTHING")
+    # ``->`` keeps outputs and samples as JSON text; "WHERE true" keeps SQLite from reading
+    # ON CONFLICT as part of the SELECT's join.
+    _log_json_sql = (
+        f"INSERT INTO predictions ({', '.join(_PREDICTION_COLUMNS)}) SELECT value ->> 0, "
+        "value ->> 1, value ->> 2, value ->> 3, value ->> 4, value -> 5, value ->> 6, "
+        "NULLIF(value -> 7, 'null') FROM json_each(?) WHERE true ON CONFLICT (id) DO NOTHING")
 
     def get_prediction(self, prediction_id: str) -> dict[str, Any]:
         query = select(s.predictions).where(s.predictions.c.id == prediction_id)
