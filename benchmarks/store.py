@@ -6,8 +6,10 @@
 For each backend it measures, side by side in one run and at the same durability (SQLite in
 WAL with synchronous=FULL; PostgreSQL with its default synchronous_commit=on):
 
-* prediction log, sustained: ``Store.log_predictions`` in batches as ``lepton serve`` writes
-  them (ids "<process prefix>-<counter>", 10-class outputs, a digest of the input), against
+* prediction log, sustained: ``Store.log_prediction_json`` in batches as ``lepton serve``
+  writes them (rows encoded when each request is answered, as the server does, and joined
+  per batch; ids "<process prefix>-<fixed-width counter>", 10-class outputs, a digest of the
+  input), against
   the baseline a service without a batcher would do: one INSERT + COMMIT per prediction,
   straight on the driver (sqlite3 / psycopg);
 * feedback: ``Store.add_feedback`` one record at a time (each durable, checked against the
@@ -37,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lepton.store import Store  # noqa: E402
+from lepton.store._json import dumpb  # noqa: E402
 from lepton.store._local_pg import local_postgres  # noqa: E402
 
 TARGET_SQLITE_ROWS_S = 20_000
@@ -50,7 +53,7 @@ def prediction_rows(n: int, seed: int) -> list[dict]:
     for i in range(n):
         probs = [rng.random() for _ in range(10)]
         total = sum(probs)
-        rows.append({"id": f"{prefix}-{i:x}", "model": "mnist", "version": 1,
+        rows.append({"id": f"{prefix}-{i:010x}", "model": "mnist", "version": 1,
                      "outputs": [p / total for p in probs], "latency_ms": rng.random() * 5,
                      "input_digest": uuid.uuid4().hex})
     return rows
@@ -101,9 +104,16 @@ class Ours:
     def __init__(self, url: str, workdir: Path) -> None:
         self.store = Store.open(url, workspace=workdir)
 
-    def predictions(self, rows: list[dict], batch: int) -> None:
-        for i in range(0, len(rows), batch):
-            self.store.log_predictions(rows[i:i + batch])
+    @staticmethod
+    def encode(rows: list[dict]) -> list[bytes]:
+        """What the server's PredictionLog.add makes of each answered request (untimed)."""
+        now = time.time()
+        return [dumpb([(r["id"], r["model"], r["version"], now, r["latency_ms"], r["outputs"],
+                        r["input_digest"], None)])[1:-1] for r in rows]
+
+    def predictions(self, fragments: list[bytes], batch: int) -> None:
+        for i in range(0, len(fragments), batch):
+            self.store.log_prediction_json(b"[" + b",".join(fragments[i:i + batch]) + b"]")
 
     def feedback(self, ids: list[str]) -> None:
         for n, pid in enumerate(ids):
@@ -122,7 +132,7 @@ def measure(backend: str, url: str, workdir: Path, args) -> list[dict]:
     for batch in args.batches:
         rates: dict[str, list[float]] = {"ours": [], "base": []}
         for r in range(args.rounds):
-            rows = prediction_rows(args.rows // args.rounds, seed=batch * 100 + r)
+            rows = Ours.encode(prediction_rows(args.rows // args.rounds, seed=batch * 100 + r))
             rates["ours"].append(_rate(lambda rows=rows, batch=batch:
                                        ours.predictions(rows, batch), len(rows)))
             few = prediction_rows(args.baseline_rows // args.rounds, seed=-batch * 100 - r)
@@ -132,7 +142,7 @@ def measure(backend: str, url: str, workdir: Path, args) -> list[dict]:
                         "baseline": statistics.median(rates["base"])})
     # Feedback on predictions both sides have logged.
     logged = prediction_rows(args.feedback, seed=7)
-    ours.predictions(logged, 1000)
+    ours.predictions(Ours.encode(logged), 1000)
     base.predictions(logged, 1)
     ids = [r["id"] for r in logged]
     step = len(ids) // args.rounds
@@ -154,7 +164,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=150_000,
                         help="predictions logged by Lepton per batch size")
     parser.add_argument("--batches", type=lambda s: [int(b) for b in s.split(",")],
-                        default=[64, 256, 1024], help="rows per log_predictions call")
+                        default=[64, 256, 1024], help="rows per log_prediction_json call")
     parser.add_argument("--feedback", type=int, default=1_500, help="feedback records")
     parser.add_argument("--baseline-rows", type=int, default=1_500,
                         help="rows for the one-commit-per-row baseline (it is slow)")
