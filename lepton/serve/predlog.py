@@ -10,7 +10,7 @@ rather than growing memory or slowing requests.
 Why this shape: that thread shares the GIL with the event loop, and at saturation each
 microsecond it holds the GIL is one the server does not answer requests. Turning thousands of
 buffered requests into rows there (and keeping their arrays alive until then) cost ~10 % of
-the server's throughput; one orjson call per request on the event loop costs ~1 µs, and the
+the server's throughput; one orjson call per request on the event loop costs ~2 µs, and the
 flush is then one ``bytes.join`` and one SQL statement that runs without the GIL.
 """
 
