@@ -127,6 +127,21 @@ def test_sqlite_prediction_log_stores_the_same_rows_with_and_without_json(
     assert stored[1][5] == "real" and stored[1][7] == '["it\'s \\"quoted\\"\\n"]'
 
 
+
+def test_server_log_path_writes_pre_encoded_rows_on_every_backend(store):
+    """The server hands the store rows it encoded itself; SQLite unpacks them in SQL,
+    PostgreSQL (and SQLite before 3.38) decode them and insert row by row."""
+    rows = (b'[["s1","mnist",2,1700000000.5,1.25,{"probs":[0.25,0.75]},"ab12",null],'
+            b'["s2","mnist",null,1700000001.0,null,"seven","cd34",{"pixels":[0,1]}]]')
+    assert store.log_prediction_json(rows) == 2
+    assert store.log_prediction_json(rows) == 0  # replayed after a crash: nothing doubled
+    first, second = store.get_prediction("s1"), store.get_prediction("s2")
+    assert (first["version"], first["latency_ms"], first["created_at"]) == (2, 1.25,
+                                                                          1700000000.5)
+    assert first["outputs"] == {"probs": [0.25, 0.75]} and first["input_sample"] is None
+    assert first["input_digest"] == "ab12" and second["version"] is None
+    assert second["outputs"] == "seven" and second["input_sample"] == {"pixels": [0, 1]}
+
 def test_prediction_log_rejects_bad_rows(store):
     with pytest.raises(ConfigError, match="lacks a field.*outputs"):
         store.log_predictions([{"id": "x", "model": "m"}])
