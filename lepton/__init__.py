@@ -10,16 +10,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "core": "lepton.core",
-    "datasets": "lepton.datasets",
-    "errors": "lepton.errors",
-    "data": "lepton.data",
-    "evaluate": "lepton.evaluate",
-    "registry": "lepton.registry",
-    "serve": "lepton.serve",
-    "store": "lepton.store",
-}
+# Every public module and subpackage, in stage order (tests/test_package.py keeps it complete).
+_LAZY = {name: f"lepton.{name}" for name in [
+    "errors", "atomic", "core", "data", "datasets", "artifact", "evaluate", "store",
+    "registry", "train", "serve", "client", "testing", "demo", "cli",
+]}
 _LAZY_NAMES = {  # name -> module that defines it
     "Client": "lepton.client",
     "LeptonError": "lepton.errors",

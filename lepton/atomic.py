@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 
 def fsync_dir(path: Path) -> None:
@@ -28,14 +29,20 @@ def write_bytes(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, *, binary: bool = False, encoding: str = "utf-8",
+                newline: str | None = None) -> Iterator[IO]:
+    """Yield a new file to stream into (text, or bytes when ``binary``); when the block ends
+    without an error it replaces ``path`` (fsynced, mode 0644, parent directory fsynced).
+    On error the temporary file is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report or export is for people to read
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        text = {} if binary else {"encoding": encoding, "newline": newline}
+        with os.fdopen(fd, "wb" if binary else "w", **text) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -44,7 +51,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_open(path, binary=True) as handle:
+        handle.write(data)
+    return Path(path)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,8 @@
     out = client.infer("mnist", images)            # V2 binary tensors -> {"output": array}
 
 Standard library only (``http.client``), one keep-alive connection per thread. Server errors
-are raised as ``RequestError`` carrying the status and the server's message.
+are raised as ``RequestError`` carrying the status and the server's message; no answer at all
+(refused, timed out, unreachable) as ``ServerUnavailableError`` naming the URL.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from urllib.parse import quote, urlsplit
 
 import numpy as np
 
-from lepton.errors import ConfigError, LeptonError
+from lepton.errors import ConfigError, LeptonError, ServerUnavailableError
 
 
 class RequestError(LeptonError):
@@ -152,10 +153,14 @@ class Client:
                  headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         all_headers = {**self._headers, **(headers or {})}
         try:
-            return self._send(method, path, body, all_headers)
-        except (HTTPException, ConnectionError):
-            self.close()  # the server closed a kept-alive connection: one fresh try
-            return self._send(method, path, body, all_headers)
+            try:
+                return self._send(method, path, body, all_headers)
+            except (HTTPException, ConnectionError):
+                self.close()  # the server closed a kept-alive connection: one fresh try
+                return self._send(method, path, body, all_headers)
+        except (HTTPException, OSError) as exc:
+            self.close()
+            raise ServerUnavailableError(self.url, f"{type(exc).__name__}: {exc}") from exc
 
     def _send(self, method: str, path: str, body: bytes | None,
               headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:

@@ -101,8 +101,46 @@ class MissingDependencyError(LeptonError, ImportError):
         )
 
 
+class ServerUnavailableError(LeptonError, ConnectionError):
+    """Nothing answers at the server's address (refused, timed out, unreachable)."""
+
+    http_status = 503
+
+    def __init__(self, url: str, reason: object) -> None:
+        super().__init__(
+            f"Cannot reach a Lepton server at {url}", received=reason,
+            fix=f"check that the server is running (`lepton serve MODEL` listens on "
+                f"http://127.0.0.1:8000 by default) and that host and port in '{url}' are its")
+
+
 class LeptonWarning(UserWarning):
     """A warning Lepton gives about likely mistakes that do not stop the work."""
+
+
+# Top-level module of each optional dependency -> the extra that installs it (one table for
+# the whole package; pyproject.toml [project.optional-dependencies] lists the same packages).
+OPTIONAL_MODULES: dict[str, str] = {
+    **dict.fromkeys(["fastapi", "starlette", "uvicorn", "uvloop", "httptools", "orjson",
+                     "prometheus_client", "xxhash", "simdjson", "fastapi_offline"], "serve"),
+    "psycopg": "postgres",
+    "optuna": "tune",
+    "onnx": "compress",
+    "onnxruntime": "compress",
+    "pyarrow": "parquet",
+    "tensorboard": "tensorboard",
+}
+
+
+def missing_dependency(exc: ImportError) -> MissingDependencyError | None:
+    """The MissingDependencyError for a missing optional module; None for any other
+    ImportError (a missing core package or a broken install is a bug to show in full)."""
+    if isinstance(exc, MissingDependencyError):
+        return exc
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.split(".")[0]
+    extra = OPTIONAL_MODULES.get(top)
+    return MissingDependencyError(top, extra) if extra else None
 
 
 def require(module: str, extra: str):

@@ -1,4 +1,9 @@
-"""Shared fixtures: real data, small enough for CI on 2 cores."""
+"""Shared fixtures: real data, small enough for CI on 2 cores, and where test data lives.
+
+Small real datasets are in the repository (``FIXTURES``, see tests/fixtures/README.md);
+large files come from one setting (``large_file``). Tests marked ``gpu`` run only where
+CUDA is available.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,38 @@ import numpy as np
 import pytest
 import torch
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
 
 os.environ.setdefault("LEPTON_NUM_THREADS", "2")
+
+
+def large_data_dir() -> Path:
+    """The folder of large test files: ``$LEPTON_TEST_DATA``, else ``../shared/data``."""
+    return Path(os.environ.get("LEPTON_TEST_DATA") or REPO.parent / "shared" / "data")
+
+
+def large_file(relpath: str) -> Path:
+    """The path of a large test file that is not in the repository. When it is missing the
+    test fails under ``CI=true`` (CI must provide it) and is skipped elsewhere, naming the
+    path it looked for."""
+    path = large_data_dir() / relpath
+    if not path.is_file():
+        message = (f"large test file missing: {path} (set LEPTON_TEST_DATA to the folder "
+                   f"that holds {relpath})")
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (torch.cuda.is_available() is False)")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

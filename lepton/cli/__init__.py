@@ -2,8 +2,9 @@
 
 Each sub-command lives in its own module exposing ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``. Modules import their heavy dependencies inside ``run`` so that
-``lepton --help`` stays fast. User mistakes end as one line on stderr (exit 2) unless
-``--debug`` asks for the traceback.
+``lepton --help`` stays fast (and works without the optional extras). User mistakes, and a
+missing optional dependency (``pip install 'lepton[serve]'``...), end as one line on stderr
+(exit 2) unless ``--debug`` asks for the traceback.
 """
 
 from __future__ import annotations
@@ -48,14 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    from lepton.errors import LeptonError
+    from lepton.errors import LeptonError, missing_dependency
 
     try:
         return int(args._run(args) or 0)
-    except LeptonError as exc:
-        if args.debug:
+    except (LeptonError, ImportError) as exc:
+        error = missing_dependency(exc) if isinstance(exc, ImportError) else exc
+        if args.debug or error is None:
             raise
-        print(f"lepton {args.command}: error: {exc}", file=sys.stderr)
+        print(f"lepton {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lepton {args.command}: interrupted", file=sys.stderr)

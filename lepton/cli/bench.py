@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from lepton.serve.options import ServerConfig, defaults
+
 HELP = "load-test a Lepton server (or start one for MODEL): req/s, p50/p95/p99, batch sizes"
 
 
@@ -21,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--binary", action="store_true",
                         help="send binary tensors (the OIP binary extension) instead of JSON")
     parser.add_argument("--token", default=None, help="bearer token (default $LEPTON_TOKEN)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="server workers when bench starts the server (default 1)")
+    parser.add_argument("--workers", type=int, default=defaults(ServerConfig)["workers"],
+                        help="server workers when bench starts the server (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:

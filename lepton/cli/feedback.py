@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any, TextIO
 
 HELP = "record and export feedback (true labels, ratings) on logged predictions"
@@ -72,16 +69,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.output:
         count = write_export(records, sys.stdout, args.format)
     else:
-        target = Path(args.output)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        try:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
-                count = write_export(records, out, args.format)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        print(f"wrote {count} feedback records to {target}", file=sys.stderr)
+        from lepton.atomic import atomic_open
+
+        with atomic_open(args.output, newline="") as out:
+            count = write_export(records, out, args.format)
+        print(f"wrote {count} feedback records to {args.output}", file=sys.stderr)
     return 0

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     import warnings
 
-    from lepton.data.predict_files import predict_path
+    from lepton.artifact.predict_files import predict_path
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")

@@ -10,13 +10,13 @@ from lepton.core import (
     optimizers,
     utils,
 )
-from lepton.core.artifact import load_model, read_manifest
 from lepton.core.device import default_device
 from lepton.core.layers import Input, Layer, register
 from lepton.core.models import Model, Sequential
+from lepton.core.saving import load_model
 
 __all__ = [
     "Input", "Layer", "Model", "Sequential", "activations", "callbacks", "default_device",
-    "layers", "load_model", "losses", "metrics", "models", "optimizers", "read_manifest",
+    "layers", "load_model", "losses", "metrics", "models", "optimizers",
     "register", "utils",
 ]

@@ -1,7 +1,9 @@
 """Callbacks: no-op hooks the training loop calls; they never drive the loop themselves.
 
 Batch-level hooks are only called when a callback overrides them, so a plain ``fit`` pays
-nothing per step for callbacks.
+nothing per step for callbacks. Besides the model (``set_model``), ``fit`` hands each callback
+a ``TrainingContext`` (``set_context``): whether this process writes files, and how to save
+the resume state; a callback never sees the trainer itself.
 """
 
 from __future__ import annotations
@@ -10,17 +12,42 @@ import csv
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lepton.errors import ConfigError
 
 
+@dataclass(frozen=True)
+class TrainingContext:
+    """What ``fit`` offers its callbacks besides the model.
+
+    ``is_writer``: whether this process writes checkpoints and logs (one process of a
+    distributed run does; a single process always). ``save_state(path, epoch)``: write the
+    resume state (weights, optimizer, epoch, random state, every callback's counters)
+    atomically to the directory ``path``.
+    """
+
+    is_writer: bool
+    save_state: Callable[[Path, int], None]
+
+
 class Callback:
     model: Any = None
+    context: TrainingContext | None = None
 
     def set_model(self, model: Any) -> None:
         self.model = model
+
+    def set_context(self, context: TrainingContext) -> None:
+        """Before ``on_train_begin``: what the running ``fit`` offers (see TrainingContext)."""
+        self.context = context
+
+    @property
+    def is_writer(self) -> bool:
+        """Whether this process writes files (True outside ``fit`` and in a single process)."""
+        return self.context is None or self.context.is_writer
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         """Before the first epoch."""
@@ -188,6 +215,8 @@ class CSVLogger(Callback):
         self.filename, self.separator, self.append = Path(filename), separator, append
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not self.is_writer:
+            return
         logs = logs or {}
         new = not self.filename.exists() or self.filename.stat().st_size == 0
         self.filename.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +227,7 @@ class CSVLogger(Callback):
             writer.writerow([epoch, *logs.values()])
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        if not self.append and self.filename.exists():
+        if self.is_writer and not self.append and self.filename.exists():
             self.filename.unlink()
 
 
@@ -210,6 +239,8 @@ class TensorBoard(Callback):
         self.writer: Any = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        if not self.is_writer:
+            return
         from lepton.errors import require
 
         require("tensorboard", "tensorboard")
@@ -218,6 +249,8 @@ class TensorBoard(Callback):
         self.writer = SummaryWriter(self.log_dir)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.writer is None:
+            return
         for key, value in (logs or {}).items():
             self.writer.add_scalar(key, value, epoch)
         self.writer.flush()
@@ -237,7 +270,6 @@ class ModelCheckpoint(_Monitor):
         super().__init__(monitor, mode, 0.0)
         self.filepath = str(filepath)
         self.save_best_only = save_best_only
-        self.trainer: Any = None
 
     @property
     def resume_path(self) -> Path:
@@ -246,11 +278,13 @@ class ModelCheckpoint(_Monitor):
         return template.parent / f"{stem}.resume"
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not self.is_writer:
+            return
         value = self.current(logs)
         if not self.save_best_only or (value is not None and self.improved(value)):
             if value is not None and self.improved(value):
                 self.best = value
             path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
             self.model.save(path)
-        if self.trainer is not None:
-            self.trainer.save_resume_state(self.resume_path, epoch)
+        if self.context is not None:
+            self.context.save_state(self.resume_path, epoch)

@@ -1,8 +1,10 @@
-"""Picks where to run (CUDA, then Apple MPS, then CPU) and how many CPU threads to use."""
+"""Picks where to run (CUDA, then Apple MPS, then CPU) and sets how many CPU threads torch
+uses (``set_threads``: the one place Lepton sets them)."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 from functools import cache
@@ -39,6 +41,7 @@ def resolve(device: str | torch.device | None) -> torch.device:
     return resolved
 
 
+@cache
 def available_cpus() -> int:
     """CPUs this process may really use: affinity, capped by a cgroup CPU quota."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -49,11 +52,25 @@ def available_cpus() -> int:
     return max(1, cpus or 1)
 
 
-@cache
-def configure_threads() -> int:
-    """Use one intra-op thread per usable CPU (``LEPTON_NUM_THREADS`` overrides); torch's
-    default can oversubscribe a container whose quota is below the host's core count."""
-    threads = int(os.environ.get("LEPTON_NUM_THREADS", 0)) or available_cpus()
+def set_threads(threads: int | None = None, interop: int | None = None) -> int:
+    """The one place Lepton sets torch's thread counts; returns the intra-op count.
+
+    ``threads`` defaults to ``LEPTON_NUM_THREADS``, else one per usable CPU (torch's own
+    default can oversubscribe a container whose quota is below the host's core count).
+    ``interop`` (inter-op threads) can be set only once per process, before any parallel
+    work; a later request keeps the first setting.
+    """
+    threads = threads or int(os.environ.get("LEPTON_NUM_THREADS", 0)) or available_cpus()
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+    if interop is not None:
+        with contextlib.suppress(RuntimeError):  # already fixed in this process
+            torch.set_num_interop_threads(interop)
     return threads
+
+
+def module_device(module: torch.nn.Module) -> torch.device | None:
+    """Where a module's weights live (None before it has any)."""
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        return tensor.device
+    return None

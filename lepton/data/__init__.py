@@ -1,4 +1,4 @@
-"""Lepton data: loaders, the preprocessing pipeline saved with the model, splits, predictor."""
+"""Lepton data: loaders, the preprocessing pipeline saved with the model, splits."""
 
 from lepton.data.image_pipeline import ImagePipeline
 from lepton.data.images import ImageFolder, build_cache, scan_folder

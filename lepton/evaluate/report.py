@@ -2,8 +2,9 @@
 
 ``evaluate_outputs`` turns model outputs into metrics and plots; ``render_html`` makes a page
 that embeds the plots as base64 (it opens from a mail attachment, no other files needed);
-``write_report`` does both for a saved model and test data, for ``lepton train``,
-``lepton evaluate`` and ``lepton demo``.
+``write_report`` does both in one call for a saved model and test data. ``lepton train`` and
+``lepton demo`` evaluate the model once and hand the same metrics to the artifact's metadata
+and to ``save_report``, so the report and the printed number never disagree.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from lepton.artifact.predictor import probabilities
 from lepton.atomic import atomic_write_bytes
-from lepton.data.predictor import probabilities
 from lepton.evaluate import plots
 from lepton.evaluate.metrics import classification_metrics, headline, regression_metrics
 
@@ -141,7 +142,7 @@ def write_report(model_dir: str | Path, x_test: Any, y_test: Any, history: Any =
     indices, class names or regression targets. ``history`` is a History, its ``.history``
     dict, or None (then the one saved in the artifact's metadata, if any). Returns the path.
     """
-    from lepton.data.predictor import Predictor
+    from lepton.artifact.predictor import Predictor
 
     predictor = Predictor.from_artifact(model_dir)
     meta = predictor.metadata

@@ -8,14 +8,12 @@ hashed on the way so the version records what it holds.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import stat
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from lepton.errors import ArtifactError, UnsafeArtifactError
 
@@ -23,26 +21,6 @@ MANIFEST = "lepton.json"
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".pt", ".pth", ".joblib", ".ckpt"}
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 _CHUNK = 1 << 20
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    """The artifact's ``lepton.json``, checked to be a Lepton model manifest."""
-    path = directory / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError("Not a Lepton model artifact: lepton.json is missing",
-                            received=directory.name,
-                            fix="register a directory written by model.save(...)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError("The artifact's lepton.json is not valid JSON",
-                            received=str(exc)[:120]) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "lepton.model":
-        raise ArtifactError("lepton.json is not a Lepton model manifest",
-                            expected='"format": "lepton.model"',
-                            received=repr(manifest.get("format") if isinstance(manifest, dict)
-                                          else type(manifest).__name__))
-    return manifest
 
 
 def _check_member(name: str, archive: str) -> PurePosixPath:

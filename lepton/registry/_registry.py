@@ -30,7 +30,6 @@ from lepton.registry._artifacts import (
     ARCHIVE_SUFFIXES,
     copy_artifact,
     extract_archive,
-    read_manifest,
     remove_tree,
 )
 from lepton.store import _schema as s
@@ -39,7 +38,7 @@ from lepton.store._paths import safe_join, validate_name
 from lepton.store._store import Store, actor, iso
 
 STAGES = ("production", "staging")
-_METADATA_KEYS = ("task", "labels", "metrics", "lineage", "threshold")
+_METADATA_KEYS = ("task", "labels", "metrics", "lineage", "training", "threshold")
 _ORPHAN_AGE_S = 3600.0
 
 
@@ -101,6 +100,8 @@ class Registry:
         Registering a version that exists raises ConflictError; when two processes race for
         the same version, exactly one wins.
         """
+        from lepton.artifact.manifest import read_manifest  # loads torch: only when needed
+
         name = validate_name(name)
         if version is not None:
             version = _parse_version(version)
@@ -121,10 +122,14 @@ class Registry:
             manifest = read_manifest(src)
             model_dir.mkdir(parents=True, exist_ok=True)
             digest = copy_artifact(src, staged)
-        info = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
+        info = manifest.metadata
         meta = {k: info[k] for k in _METADATA_KEYS if k in info}
-        meta["signature"] = manifest.get("signature")
-        meta["format_version"] = manifest.get("format_version")
+        meta["signature"] = manifest.document.get("signature")
+        meta["format_version"] = manifest.format_version
+        meta["variant"] = manifest.variant["name"]
+        meta["runtime"] = manifest.runtime["name"]
+        if manifest.lineage:
+            meta["artifact_lineage"] = manifest.lineage
         row = {"digest": digest, "metadata": dumps(meta), "run_id": run_id,
                "description": description, "created_by": actor()}
 

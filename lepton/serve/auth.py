@@ -14,17 +14,26 @@ from lepton.errors import ConfigError
 
 TOKEN_ENV = "LEPTON_TOKEN"
 PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+MIN_TOKEN_CHARS = 16
 
 
 def resolve_token(token: str | None) -> str | None:
     """The token given on the command line, else $LEPTON_TOKEN, else None."""
     token = token if token else os.environ.get(TOKEN_ENV) or None
-    if token is not None and len(token) < 16:
-        raise ConfigError("The API token is too short", expected="at least 16 characters",
-                          received=f"{len(token)} characters",
-                          fix="generate one with: python -c \"import secrets; "
-                              "print(secrets.token_urlsafe(32))\"")
+    check_token(token)
     return token
+
+
+def check_token(token: object) -> None:
+    """A token is None (no auth) or a string long enough not to be guessed."""
+    if token is None or (isinstance(token, str) and len(token) >= MIN_TOKEN_CHARS):
+        return
+    raise ConfigError("The API token is too short",
+                      expected=f"a string of at least {MIN_TOKEN_CHARS} characters",
+                      received=f"{len(token)} characters" if isinstance(token, str)
+                      else type(token).__name__,
+                      fix="generate one with: python -c \"import secrets; "
+                          "print(secrets.token_urlsafe(32))\"")
 
 
 def is_loopback(host: str) -> bool:

@@ -115,9 +115,10 @@ class Batcher:
         self.on_batch = on_batch
         self.stats = BatchStats()
         self._queue: collections.deque[_Pending] = collections.deque()
-        self._wakeup: asyncio.Event | None = None
+        # both set on the first submit, on the loop the batcher then lives on
+        self._wakeup: asyncio.Event = None  # type: ignore[assignment]
         self._task: asyncio.Task | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="lepton-batch")
         self._busy = False
@@ -195,7 +196,7 @@ class Batcher:
         while True:
             if not self._queue:
                 self._wakeup.clear()
-                await self._wakeup.wait()  # type: ignore[union-attr]
+                await self._wakeup.wait()
                 continue
             await self._fill()
             batch = self._take()

@@ -6,6 +6,10 @@ each one is a syscall that also wakes the peer. On the infer hot path that secon
 about 5 % of the server's throughput. Here the transport holds a response head until the next
 write (the body) or the end of the response, and both go out together. ``100 Continue``
 interim responses are never held, so clients that wait for them are not stalled.
+
+``HttpToolsProtocol`` is private to uvicorn: ``server.http_protocol`` uses this module only on
+the uvicorn versions it was checked against, and uvicorn's public ``"httptools"`` protocol
+otherwise.
 """
 
 from __future__ import annotations
@@ -59,9 +63,10 @@ class _HeadWithBody:
 class HttpProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` whose responses leave in one write (see the module docstring)."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(_HeadWithBody(transport))  # type: ignore[arg-type]
 
     def on_response_complete(self) -> None:
-        self.transport.flush()  # a response without a body (HEAD, 204, 304)
+        # a response without a body (HEAD, 204, 304); self.transport is our _HeadWithBody
+        self.transport.flush()  # type: ignore[attr-defined]
         super().on_response_complete()

@@ -85,6 +85,7 @@ async def run_load(url: str, body: bytes, headers: dict[str, str] | None = None,
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url!r}")
+    host = parts.hostname
     port = parts.port or (443 if parts.scheme == "https" else 80)
     ssl = parts.scheme == "https" or None
     request = _request_bytes(parts, body, headers or {})
@@ -105,10 +106,10 @@ async def run_load(url: str, body: bytes, headers: dict[str, str] | None = None,
                 break
             try:
                 if connection is None:
-                    _, connection = await loop.create_connection(
-                        _Connection, parts.hostname, port, ssl=ssl)
+                    _, connection = await loop.create_connection(_Connection, host, port,
+                                                                 ssl=ssl)
                     opened += 1
-                status = await connection.exchange(request, timeout_s)
+                status: int | str = await connection.exchange(request, timeout_s)
                 if not connection.reusable:
                     connection.close()
                     connection = None
@@ -141,9 +142,12 @@ def measure(url: str, body: bytes, headers: dict[str, str] | None = None, *,
         factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(run_load(url, body, headers, concurrency=concurrency,
-                                   duration_s=duration_s, warmup_s=warmup_s))
+    loop = factory() if factory is not None else asyncio.new_event_loop()  # 3.10: no Runner
+    try:
+        return loop.run_until_complete(run_load(url, body, headers, concurrency=concurrency,
+                                                duration_s=duration_s, warmup_s=warmup_s))
+    finally:
+        loop.close()
 
 
 def _request_bytes(parts: SplitResult, body: bytes, headers: dict[str, str]) -> bytes:

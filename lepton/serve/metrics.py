@@ -90,10 +90,10 @@ class ServeMetrics:
             child = self._children[key] = self.requests.labels(model, version, route, str(code))
         child.inc()
         if seconds is not None:
-            key = (model, version, route)
-            hist = self._children.get(key)
+            route_key = (model, version, route)
+            hist = self._children.get(route_key)
             if hist is None:
-                hist = self._children[key] = self.latency.labels(model, version, route)
+                hist = self._children[route_key] = self.latency.labels(model, version, route)
             hist.observe(seconds)
 
     def batch_observer(self, model: str, version: str) -> Callable[[int, float], None]:

@@ -113,8 +113,9 @@ def _digest(rows: Rows, i: int) -> str:
     if not isinstance(rows, dict):
         return xxhash.xxh3_128_hexdigest(dumpb(rows[i]))
     if len(rows) == 1:
-        return xxhash.xxh3_128_hexdigest(np.ascontiguousarray(next(iter(rows.values()))[i]))
+        return xxhash.xxh3_128_hexdigest(  # an ndarray is a buffer; numpy's stubs don't say so
+            np.ascontiguousarray(next(iter(rows.values()))[i]))  # type: ignore[arg-type]
     digest = xxhash.xxh3_128()
     for name in sorted(rows):
-        digest.update(np.ascontiguousarray(rows[name][i]))
+        digest.update(np.ascontiguousarray(rows[name][i]))  # type: ignore[arg-type]
     return digest.hexdigest()

@@ -17,36 +17,16 @@ import numpy as np
 import orjson
 import simdjson
 
-from lepton.errors import LeptonError, ShapeError
+from lepton.artifact.signature import DATATYPES, TensorSpec
+from lepton.errors import ShapeError
+from lepton.serve.errors import ProtocolError
+from lepton.serve.jsonbody import parse_infer_json, parse_json
 
-HEADER_LENGTH = "inference-header-content-length"
+__all__ = ["DATATYPES", "InferRequest", "ProtocolError", "TensorSpec",
+           "datatype_of", "decode_request", "encode_response"]
 
-DATATYPES: dict[str, np.dtype] = {
-    "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64), "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16), "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
-}
 _DATATYPE_OF = {v: k for k, v in DATATYPES.items()}
 MAX_RANK = 8
-
-
-class ProtocolError(LeptonError, ValueError):
-    """A request does not follow the Open Inference Protocol or the model's signature."""
-
-    http_status = 400
-
-
-@dataclass(slots=True)
-class TensorSpec:
-    """One named input or output of a model: OIP datatype and shape (-1 = any size)."""
-
-    name: str
-    datatype: str
-    shape: list[int]
-
-    def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
 
 @dataclass(slots=True)
@@ -66,50 +46,6 @@ def datatype_of(array: np.ndarray) -> str:
         return _DATATYPE_OF[array.dtype]
     except KeyError:
         raise ProtocolError("Unsupported tensor dtype", received=str(array.dtype)) from None
-
-
-def parse_json(body: bytes | memoryview) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError("The request body is not valid JSON",
-                            received=f"{str(exc)[:120]}", fix="send a JSON object") from None
-
-
-def parse_infer_json(body: bytes) -> Any:
-    """A JSON infer request as Python objects, except each input's ``data``, left as a simdjson
-    Array so that its numbers are copied straight into a NumPy buffer: one Python float per
-    number (orjson, then ``np.asarray``) was half the cost of a JSON request on the event loop.
-    """
-    try:
-        doc = simdjson.Parser().parse(body)  # a parser per request: ~50 ns, and thread-safe
-    except (ValueError, RuntimeError) as exc:  # RuntimeError: integers beyond 64 bits
-        raise ProtocolError("The request body is not valid JSON", received=str(exc)[:120],
-                            fix="send a JSON object") from None
-    if not isinstance(doc, simdjson.Object):
-        return _python(doc)
-    # iterating keys and indexing stay lazy; items() would convert every value, "data" too
-    header = {key: _python(doc[key]) for key in doc if key != "inputs"}
-    inputs = doc.get("inputs")
-    if isinstance(inputs, simdjson.Array):
-        header["inputs"] = [_input(raw) for raw in inputs]
-    elif inputs is not None:
-        header["inputs"] = _python(inputs)
-    return header
-
-
-def _input(raw: Any) -> Any:
-    if not isinstance(raw, simdjson.Object):
-        return _python(raw)
-    return {key: raw[key] if key == "data" else _python(raw[key]) for key in raw}
-
-
-def _python(value: Any) -> Any:
-    if isinstance(value, simdjson.Object):
-        return value.as_dict()
-    if isinstance(value, simdjson.Array):
-        return value.as_list()
-    return value
 
 
 def decode_request(body: bytes, header_length: str | None,
@@ -240,8 +176,9 @@ def _decode_tensor(raw: Any, binary: memoryview, offset: int,
 
 
 def _numbers(data: simdjson.Array, dtype: np.dtype, count: int) -> np.ndarray | list:
-    """Flat float data as float64 in one copy; anything else (nested lists, whose nesting
-    np.asarray checks; integers, whose range it checks; booleans) as a Python list."""
+    """Float data as float64 in one copy (``parse_infer_json`` leaves only flat arrays as
+    simdjson Arrays); anything else (integers, whose range np.asarray checks; booleans,
+    nulls, strings) as a Python list."""
     if dtype.kind == "f" and len(data) == count:
         try:
             return np.frombuffer(data.as_buffer(of_type="d"), dtype=np.float64)

@@ -2,7 +2,7 @@
 
 Arrays (one nested list per row) are checked against the model's input signature. Raw
 records (CSV-like rows, image bytes, text) go through the artifact's saved preprocessing via
-``lepton.data.predictor.Predictor`` when the model has one. Outputs become a label, the class
+``lepton.artifact.predictor.Predictor`` when the model has one. Outputs become a label, the class
 probabilities by name, or a value, using the artifact metadata (``task``, ``labels``,
 ``threshold``).
 """
@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from lepton.errors import ShapeError
-from lepton.serve.protocol import DATATYPES, ProtocolError, TensorSpec, parse_json
+from lepton.serve.errors import ProtocolError
+from lepton.serve.jsonbody import parse_json
+from lepton.serve.protocol import DATATYPES, TensorSpec
 
 MAX_RECORDS = 4096
 
@@ -65,12 +67,12 @@ def postprocess(outputs: dict[str, np.ndarray], metadata: dict[str, Any]) -> lis
     if task == "regression" or (task is None and rows.shape[1] == 1 and not labels):
         return [{"value": r[0].item() if r.size == 1 else r.tolist()} for r in rows]
     if rows.shape[1] == 1:  # binary, one sigmoid output
-        threshold = float(metadata.get("threshold", 0.5))
+        cut = float(metadata.get("threshold", 0.5))
         p1 = rows[:, 0]
         if p1.min() < 0 or p1.max() > 1:
             p1 = 1.0 / (1.0 + np.exp(-p1))
         names = labels if labels and len(labels) == 2 else [0, 1]
-        return [{"label": names[int(p >= threshold)],
+        return [{"label": names[int(p >= cut)],
                  "probabilities": {str(names[0]): 1.0 - p.item(), str(names[1]): p.item()}}
                 for p in p1]
     probs = rows

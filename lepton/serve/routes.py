@@ -1,29 +1,48 @@
-"""The FastAPI routes (everything but the hot paths) and the OpenAPI document.
+"""The FastAPI routes (everything but the hot paths), the OpenAPI document and ``/docs``.
 
 The hot routes are answered by the raw ASGI layer in ``app.py``; their request and response
 schemas are added to the OpenAPI document here so that ``/docs`` and schema fuzzers see the
 whole API. Every error uses one shape: ``{"error": "<what, expected, received, fix>"}``.
+``/docs`` (Swagger UI) and ``/redoc`` load their scripts, styles and favicon from this server
+(the files ship in the ``fastapi-offline`` package), never from a CDN: the docs work offline.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lepton.errors import LeptonError
+from lepton.serve.auth import BearerAuth
+from lepton.serve.errors import status_and_message
+from lepton.serve.metrics import ServeMetrics
+from lepton.serve.models import ModelSource, ModelTable
 from lepton.serve.protocol import DATATYPES
 
-if TYPE_CHECKING:
-    from lepton.serve.app import LeptonApp
-
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+
+
+class Server(Protocol):
+    """What the routes read of the app (``LeptonApp``), named here so routes need not import
+    it."""
+
+    table: ModelTable
+    sources: list[ModelSource]
+    auth: BearerAuth
+    metrics: ServeMetrics
+    store: Any
+    predlog: Any
+
+    @property
+    def ready(self) -> bool: ...
 
 
 class Feedback(BaseModel):
@@ -49,13 +68,13 @@ def package_version() -> str:
         return "0.1.0"
 
 
-def build_api(server: LeptonApp) -> FastAPI:
-    from lepton.serve.app import status_and_message
-
+def build_api(server: Server) -> FastAPI:
     lepton_version = package_version()
-    api = FastAPI(title="Lepton model server", version=lepton_version,
-                  description="Open Inference Protocol V2 with the binary tensor extension, "
-                              "plus raw-record predictions, feedback and metrics.")
+    api = FastAPIOffline(title="Lepton model server", version=lepton_version,
+                         description="Open Inference Protocol V2 with the binary tensor "
+                                     "extension, plus raw-record predictions, feedback and "
+                                     "metrics.",
+                         static_url="/docs/assets")
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
@@ -84,20 +103,20 @@ def build_api(server: LeptonApp) -> FastAPI:
 
     @api.get("/v2/models/{name}", summary="Model metadata (default version)")
     def model_metadata(name: str) -> Response:
-        return Response(server._lookup(name, None).meta, media_type="application/json")
+        return Response(server.table.lookup(name, None).meta, media_type="application/json")
 
     @api.get("/v2/models/{name}/versions/{version}", summary="Model metadata (one version)")
     def version_metadata(name: str, version: str) -> Response:
-        return Response(server._lookup(name, version).meta, media_type="application/json")
+        return Response(server.table.lookup(name, version).meta, media_type="application/json")
 
     @api.get("/v2/models/{name}/ready", summary="Model readiness")
     def model_ready(name: str) -> Response:
-        server._lookup(name, None)
+        server.table.lookup(name, None)
         return _json({"name": name, "ready": True})
 
     @api.get("/v2/models/{name}/versions/{version}/ready", summary="Model version readiness")
     def version_ready(name: str, version: str) -> Response:
-        server._lookup(name, version)
+        server.table.lookup(name, version)
         return _json({"name": name, "version": version, "ready": True})
 
     @api.get("/v1/models", summary="The served models and versions")
@@ -105,7 +124,7 @@ def build_api(server: LeptonApp) -> FastAPI:
         return _json({"models": [
             {"name": name, "versions": [v for v in versions if v is not None],
              "ready": server.ready}
-            for name, versions in server.models.items()]})
+            for name, versions in server.table.models.items()]})
 
     @api.post("/v1/feedback", summary="Attach a true label or a rating to a prediction id")
     def feedback(body: Feedback) -> Response:
@@ -151,7 +170,7 @@ def build_api(server: LeptonApp) -> FastAPI:
     return api
 
 
-def _examples(server: LeptonApp) -> dict[str, str]:
+def _examples(server: Server) -> dict[str, str]:
     """Path-parameter examples naming a served model, so docs and fuzzers reach real ones."""
     for source in server.sources:
         return {"name": source.name, "version": source.version or "1"}

@@ -9,53 +9,31 @@ exits 0.
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import functools
-import json
 import logging
 import os
 import signal
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lepton.errors import ConfigError, NotFoundError
-from lepton.serve.app import LeptonApp, ModelSource, ServeOptions, check_name
+from lepton.serve.app import LeptonApp
 from lepton.serve.auth import check_bind
-from lepton.serve.http import HttpProtocol
+from lepton.serve.models import ModelSource
+from lepton.serve.options import ModelRef, ServerConfig, check_name
+
+__all__ = ["BackgroundServer", "ModelRef", "ServerConfig", "build_app", "resolve_models",
+           "serve"]
 
 CONFIG_ENV = "LEPTON_SERVE_CONFIG"
+# uvicorn (major, minor) versions whose private HttpToolsProtocol lepton.serve.http was checked
+# against (the hooks it overrides read alike in 0.29.0 and 0.54.0): from the first, before the
+# second
+UVICORN_TESTED = ((0, 29), (0, 55))
 log = logging.getLogger("lepton.serve")
-
-
-@dataclass
-class ModelRef:
-    """A resolved model to serve: where its artifact is and what it is called."""
-
-    name: str
-    path: str
-    version: str | None = None
-    registry_version: int | None = None
-
-
-@dataclass
-class ServerConfig:
-    models: list[ModelRef]
-    options: ServeOptions = field(default_factory=ServeOptions)
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> ServerConfig:
-        raw = json.loads(text)
-        return cls(models=[ModelRef(**m) for m in raw["models"]],
-                   options=ServeOptions(**raw["options"]),
-                   **{k: raw[k] for k in ("host", "port", "workers")})
 
 
 def resolve_models(specs: list[str], names: list[str] | None = None) -> list[ModelRef]:
@@ -94,13 +72,9 @@ def _from_registry(spec: str) -> ModelRef:
                     version=str(entry["version"]), registry_version=int(entry["version"]))
 
 
-def build_app(config: ServerConfig, *, store_factory=None) -> LeptonApp:
-    from lepton.serve.runner import Runner
-
-    sources = [ModelSource(m.name, version=m.version,
-                           load=functools.partial(Runner.from_artifact, m.path, name=m.name,
-                                                  version=m.version),
-                           extra={"registry_version": m.registry_version})
+def build_app(config: ServerConfig, *,
+              store_factory: Callable[[], Any] | None = None) -> LeptonApp:
+    sources = [ModelSource.from_artifact(m.path, m.name, m.version, m.registry_version)
                for m in config.models]
     return LeptonApp(sources, config.options, store_factory=store_factory)
 
@@ -121,13 +95,39 @@ def app_from_env() -> LeptonApp:
     return app
 
 
+@functools.cache
+def http_protocol() -> type[asyncio.Protocol] | str:
+    """uvicorn's ``http`` setting: the one-write protocol of ``lepton.serve.http`` on the
+    uvicorn versions it was tested on, else uvicorn's public ``"httptools"`` (correct, about
+    5 % slower) with a warning in the log."""
+    import uvicorn
+
+    version = uvicorn.__version__
+    try:
+        checked = UVICORN_TESTED[0] <= tuple(map(int, version.split(".")[:2])) < UVICORN_TESTED[1]
+    except ValueError:  # a version string that is not numbers
+        checked = False
+    if not checked:
+        log.warning("lepton serve: uvicorn %s is outside the versions its HTTP layer was tested "
+                    "on (%s); using uvicorn's plain httptools protocol", version,
+                    " to before ".join(".".join(map(str, v)) for v in UVICORN_TESTED))
+        return "httptools"
+    try:
+        from lepton.serve.http import HttpProtocol
+    except ImportError as exc:  # uvicorn moved or renamed its private class
+        log.warning("lepton serve: uvicorn's HttpToolsProtocol is missing (%s); using uvicorn's "
+                    "plain httptools protocol", exc)
+        return "httptools"
+    return HttpProtocol
+
+
 def uvicorn_kwargs(config: ServerConfig) -> dict[str, Any]:
     """The uvicorn settings every Lepton server runs with (CLI, workers, background, tests)."""
     kwargs: dict[str, Any] = {"host": config.host, "port": config.port, "access_log": False,
                               "log_level": "warning", "lifespan": "on",
                               "timeout_graceful_shutdown": config.options.drain_s,
                               "server_header": False, "timeout_keep_alive": 30,
-                              "proxy_headers": False, "ws": "none", "http": HttpProtocol}
+                              "proxy_headers": False, "ws": "none", "http": http_protocol()}
     try:
         import uvloop  # noqa: F401
         kwargs["loop"] = "uvloop"

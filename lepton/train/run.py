@@ -52,20 +52,44 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
-def _compile(model: Any, task: str, lr: float, weight_decay: float = 0.0) -> None:
+def _compile(model: Any, task: str, lr: float, weight_decay: float = 0.0, *,
+             optimizer: Any = None, precision: str = "auto", strategy: Any = None) -> None:
+    """The task's loss and metric, with ``optimizer`` (default: Adam, AdamW with
+    ``weight_decay``, at ``lr``)."""
     from lepton.core import optimizers
 
-    opt = (optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay) if weight_decay
-           else optimizers.Adam(learning_rate=lr))
-    if task == "regression":
-        model.compile(optimizer=opt, loss="mse", metrics=["mae"])
-    else:
-        model.compile(optimizer=opt, loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+    if optimizer is None:
+        optimizer = (optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay)
+                     if weight_decay else optimizers.Adam(learning_rate=lr))
+    loss, metrics = (("mse", ["mae"]) if task == "regression"
+                     else ("sparse_categorical_crossentropy", ["accuracy"]))
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, precision=precision,
+                  strategy=strategy)
+
+
+def _lbfgs(prepared: Any, plan: Any, cw: dict | None) -> Any:
+    """Full-batch L-BFGS with scikit-learn's L2 penalty (C = ``l2``, default 1)."""
+    from lepton.core import optimizers
+    from lepton.train.stream import sample_weights
+
+    # the trainer averages weighted losses over rows, scikit-learn over the weights
+    weights = sample_weights(prepared.y_train, cw)
+    mean_weight = 1.0 if weights is None else float(weights.mean())
+    decay = float(plan.options.get("l2", 1.0)) * mean_weight / len(prepared.y_train)
+    return optimizers.LBFGS(max_iter=int(plan.options.get("max_iter", 500)),
+                            tolerance_grad=1e-6, weight_decay=decay)
+
+
+def _full_batch(prepared: Any, plan: Any) -> bool:
+    """A linear model on in-memory rows has one optimum: L-BFGS reaches it in well under a
+    second on tables where Adam would need hundreds of noisy epochs."""
+    return plan.preset == "linear" and prepared.dense_train is not None and not plan.augment
 
 
 def _callbacks(plan: Any, time_limit: float | None, on_epoch: Callable | None,
-               steps_per_epoch: int) -> list:
+               steps_per_epoch: int, full_batch: bool) -> list:
+    """Run-store reports and the time limit; for mini-batch training also weight averaging,
+    the learning-rate schedule and early stopping (a full-batch L-BFGS step has none)."""
     from lepton.core import callbacks
 
     class _Hooks(callbacks.Callback):
@@ -80,6 +104,8 @@ def _callbacks(plan: Any, time_limit: float | None, on_epoch: Callable | None,
             if time_limit and time.perf_counter() - self.started > time_limit:
                 self.model.stop_training = True
 
+    if full_batch:
+        return [_Hooks()]
     averaging = []
     if plan.average:  # first, so validation and early stopping see the averaged weights
         from lepton.train.averaging import WeightAverage
@@ -104,9 +130,11 @@ def _callbacks(plan: Any, time_limit: float | None, on_epoch: Callable | None,
 
 def _fit(prepared: Any, plan: Any, seed: int, time_limit: float | None, verbose: Any,
          on_epoch: Callable) -> tuple[Any, dict[str, list[float]]]:
-    """Build the plan's model and train it with early stopping; returns (model, history)."""
+    """Build the plan's model and train it through ``fit`` (mini-batches with early stopping,
+    or one full-batch L-BFGS step for a linear model); returns (model, history)."""
     import torch
 
+    from lepton.core.training.strategy import Strategy
     from lepton.data.split import class_weights
     from lepton.train.presets import get_preset
     from lepton.train.stream import BatchStream, sample_weights
@@ -118,8 +146,19 @@ def _fit(prepared: Any, plan: Any, seed: int, time_limit: float | None, verbose:
         opts["vocab_size"] = len(prepared.pipeline.encoders[0].vocabulary) + 2
     n_out = 1 if prepared.task == "regression" else len(prepared.labels)
     net = preset.build(prepared.input_shape, n_out, prepared.task, opts)
-    _compile(net, prepared.task, plan.learning_rate, plan.weight_decay)
     cw = None if prepared.task == "regression" else class_weights(prepared.y_train, n_out)
+    full_batch = _full_batch(prepared, plan)
+    # small dense models train on one thread: it beats two (no sync per tiny matmul, no
+    # collapse when another process holds the other core); convolutions keep every core
+    strategy = Strategy(threads=None if prepared.kind == "image" else 1)
+    if full_batch:  # float32: the line search needs exact losses
+        _compile(net, prepared.task, plan.learning_rate, optimizer=_lbfgs(prepared, plan, cw),
+                 precision="32", strategy=strategy)
+    else:
+        _compile(net, prepared.task, plan.learning_rate, plan.weight_decay, strategy=strategy)
+    batch_size, epochs = plan.batch_size, plan.epochs
+    if full_batch:
+        batch_size, epochs = len(prepared.y_train), 1  # one L-BFGS step runs to convergence
     if prepared.dense_train is None or plan.augment:
         read = prepared.train_read
         if plan.augment and prepared.kind == "image":
@@ -131,75 +170,18 @@ def _fit(prepared: Any, plan: Any, seed: int, time_limit: float | None, verbose:
             def read(idx, _base=prepared.train_read):
                 return augment_batch(_base(idx), options, rng)
         row_bytes = 4 * int(np.prod(prepared.input_shape))
-        fit_args = {"x": BatchStream(read, prepared.y_train, plan.batch_size, seed=seed,
+        fit_args = {"x": BatchStream(read, prepared.y_train, batch_size, seed=seed,
                                      weights=sample_weights(prepared.y_train, cw),
-                                     chunk=max(plan.batch_size, (64 << 20) // row_bytes))}
+                                     chunk=max(batch_size, (64 << 20) // row_bytes))}
     else:
         fit_args = {"x": prepared.dense_train, "y": prepared.y_train,
-                    "batch_size": plan.batch_size, "class_weight": cw}
-    if plan.preset == "linear" and prepared.dense_train is not None:
-        return net, _fit_lbfgs(net, prepared, cw, plan)
-    # small dense layers: one thread beats two (no sync per tiny matmul, no collapse when
-    # another process holds the other core); convolutions keep every core
-    threads = torch.get_num_threads()
-    if prepared.kind != "image":
-        torch.set_num_threads(1)
-    try:
-        history = net.fit(**fit_args, epochs=plan.epochs,
-                          validation_data=(prepared.x_val, prepared.y_val), verbose=verbose,
-                          callbacks=_callbacks(plan, time_limit, on_epoch,
-                                              -(-len(prepared.y_train) // plan.batch_size)),
-                          seed=seed)
-    finally:
-        torch.set_num_threads(threads)
+                    "batch_size": batch_size, "class_weight": cw, "shuffle": not full_batch}
+    history = net.fit(**fit_args, epochs=epochs,
+                      validation_data=(prepared.x_val, prepared.y_val), verbose=verbose,
+                      callbacks=_callbacks(plan, time_limit, on_epoch,
+                                           -(-len(prepared.y_train) // batch_size), full_batch),
+                      seed=seed)
     return net, {k: [float(v) for v in vals] for k, vals in history.history.items()}
-
-
-def _fit_lbfgs(net: Any, prepared: Any, cw: dict | None, plan: Any) -> dict[str, list]:
-    """Fit a linear model exactly (full-batch L-BFGS, L2 like scikit-learn's C=1).
-
-    A linear model has one optimum; L-BFGS reaches it in well under a second on tables
-    where Adam would need hundreds of noisy epochs.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.from_numpy(np.ascontiguousarray(prepared.dense_train))
-    y = torch.from_numpy(prepared.y_train)
-    regression = prepared.task == "regression"
-    weights = None
-    if cw and not regression:
-        weights = torch.tensor([cw.get(i, 1.0) for i in range(len(prepared.labels))],
-                               dtype=torch.float32)
-    l2 = float(plan.options.get("l2", 1.0)) / (2 * len(x))
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.LBFGS(params, lr=1, max_iter=int(plan.options.get("max_iter", 500)),
-                            tolerance_grad=1e-6, line_search_fn="strong_wolfe")
-    net.train()
-
-    def loss_of(inputs, targets, w=None):
-        out = net(inputs)
-        if regression:
-            return F.mse_loss(out.reshape(-1), targets.float())
-        return F.nll_loss(torch.log(out.clamp_min(1e-12)), targets, weight=w)
-
-    def closure():
-        opt.zero_grad()
-        loss = loss_of(x, y, weights) + l2 * sum((p ** 2).sum() for p in params if p.dim() > 1)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    net.eval()
-    history: dict[str, list] = {}
-    with torch.no_grad():
-        for prefix, xs, ys in (("", x, y), ("val_", torch.from_numpy(prepared.x_val),
-                                            torch.from_numpy(prepared.y_val))):
-            history[f"{prefix}loss"] = [float(loss_of(xs, ys))]
-            if not regression:
-                pred = net(xs).argmax(dim=1)
-                history[f"{prefix}accuracy"] = [float((pred == ys).float().mean())]
-    return history
 
 
 def train(data: str | Path, target: str | None = None, *, model: str = "auto",
@@ -278,16 +260,18 @@ def train(data: str | Path, target: str | None = None, *, model: str = "auto",
             "task": prepared.task, "labels": prepared.labels,
             "preprocessing": prepared.pipeline.to_json(), "metrics": scalars,
             "threshold": 0.5, "history": history,
-            "lineage": {"data_hash": data_hash(data), "data": str(data), "parent": None,
-                        "config": {"model": plan.preset, "plan": vars(plan), "split": split,
-                                   "target": target}},
+            "training": {"data": str(data),
+                         "config": {"model": plan.preset, "plan": vars(plan), "split": split,
+                                    "target": target}},
             "report_info": {k: v for k, v in info.items() if isinstance(v, (str, int, float))},
         }
         out = Path(out)
+        from lepton.artifact.save import save_artifact
         from lepton.atomic import atomic_directory
 
         with atomic_directory(out) as tmp:
-            net.save(tmp, metadata=metadata)
+            save_artifact(net, tmp, metadata=metadata,
+                          lineage={"data_digest": data_hash(data), "run_id": run_id})
             report = save_report(tmp / "report.html", f"Lepton model: {out.name}", metrics,
                                  figures, info)
         record.end_run(run_id, scalars)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from lepton.core import Input, Model, Sequential, layers, load_model, read_manifest, register
+from lepton.core import Input, Model, Sequential, layers, load_model, register
+from lepton.core.saving import read_document as read_manifest
 from lepton.errors import ArtifactError, UnsafeArtifactError
 
 
@@ -114,7 +115,7 @@ def test_save_replaces_atomically_and_keeps_the_old_one_on_failure(tmp_path, dig
     model = _trained_sequential(x, y)
     model.save(tmp_path / "m")
     good = (tmp_path / "m" / "weights.safetensors").read_bytes()
-    import lepton.core.artifact as artifact
+    import lepton.core.saving as artifact
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -87,7 +87,7 @@ def test_mismatched_sample_counts(breast_cancer):
 
 
 @pytest.mark.parametrize(("kwargs", "known"), [
-    ({"optimizer": "adamm", "loss": "mse"}, "'adam', 'adamw', 'rmsprop', 'sgd'"),
+    ({"optimizer": "adamm", "loss": "mse"}, "'adam', 'adamw', 'lbfgs', 'rmsprop', 'sgd'"),
     ({"optimizer": "adam", "loss": "crossentropy"}, "'binary_crossentropy'"),
     ({"optimizer": "adam", "loss": "mse", "metrics": ["acuracy"]}, "'accuracy'"),
 ])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import FIXTURES
 
 
 def test_first_example_dense_straight_after_pooling(mnist_small, capsys):
@@ -109,7 +109,7 @@ def _sms_tokens(max_len: int = 40, vocab: int = 3000):
     import collections
     import re
 
-    rows = (SHARED_DATA / "text" / "sms_spam.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    rows = (FIXTURES / "sms_spam.tsv").read_text(encoding="utf-8").splitlines()[1:]
     labels, texts = zip(*(r.split("\t", 1) for r in rows if "\t" in r))
     words = [re.findall(r"[a-z0-9£$!]+", t.lower()) for t in texts]
     counts = collections.Counter(w for ws in words for w in ws)

@@ -1,4 +1,5 @@
-"""Every layer through one contract harness, plus the bad arguments each must refuse."""
+"""Every exported, registered layer through one contract harness (walked from the registry),
+plus the bad arguments each must refuse."""
 
 from __future__ import annotations
 
@@ -7,51 +8,96 @@ import torch
 
 from lepton.core import Input, Sequential
 from lepton.core import layers as L
+from lepton.core.layers.base import registered_class
 from lepton.errors import ConfigError, ShapeError
 from lepton.testing import run_layer_test
 
-CASES = [
-    (lambda: L.Dense(4, activation="relu"), (6,), (4,)),
-    (lambda: L.Dense(4), (5, 6), (5, 4)),
-    (lambda: L.Dense(4), (3, 3, 2), (4,)),
-    (lambda: L.Conv2D(4, 3, activation="relu"), (8, 8, 2), (6, 6, 4)),
-    (lambda: L.Conv2D(4, 3, strides=2, padding="same"), (9, 9, 2), (5, 5, 4)),
-    (lambda: L.Conv2D(4, (3, 1), padding="same"), (8, 8, 2), (8, 8, 4)),
-    (lambda: L.Conv1D(4, 3), (10, 2), (8, 4)),
-    (lambda: L.Conv1D(4, 3, strides=2, padding="same"), (10, 2), (5, 4)),
-    (lambda: L.MaxPooling2D(2), (8, 8, 3), (4, 4, 3)),
-    (lambda: L.AveragePooling2D((2, 2), padding="same"), (7, 7, 3), (4, 4, 3)),
-    (lambda: L.MaxPooling1D(2), (8, 3), (4, 3)),
-    (lambda: L.AveragePooling1D(2), (8, 3), (4, 3)),
-    (lambda: L.GlobalAveragePooling2D(), (5, 5, 3), (3,)),
-    (lambda: L.GlobalMaxPooling2D(), (5, 5, 3), (3,)),
-    (lambda: L.GlobalAveragePooling1D(), (5, 3), (3,)),
-    (lambda: L.Flatten(), (4, 4, 2), (32,)),
-    (lambda: L.Reshape((4, -1)), (4, 4, 2), (4, 8)),
-    (lambda: L.Dropout(0.5), (6,), (6,)),
-    (lambda: L.BatchNormalization(), (6,), (6,)),
-    (lambda: L.BatchNormalization(), (4, 4, 3), (4, 4, 3)),
-    (lambda: L.LayerNormalization(), (5, 6), (5, 6)),
-    (lambda: L.Activation("softmax"), (6,), (6,)),
-    (lambda: L.Rescaling(1 / 255), (4, 4, 1), (4, 4, 1)),
-    (lambda: L.LSTM(5), (7, 3), (5,)),
-    (lambda: L.LSTM(5, return_sequences=True), (7, 3), (7, 5)),
-    (lambda: L.GRU(5), (7, 3), (5,)),
-    (lambda: L.Bidirectional(L.LSTM(5)), (7, 3), (10,)),
-    (lambda: L.Bidirectional(L.GRU(5, return_sequences=True)), (7, 3), (7, 10)),
-    (lambda: L.MultiHeadAttention(num_heads=2, key_dim=4), (7, 6), (7, 6)),
-    (lambda: L.TransformerEncoder(num_heads=2, intermediate_dim=16), (7, 6), (7, 6)),
-]
+# Example cases per exported layer: (make the layer, input shape, expected output shape), shapes
+# without the batch axis. A registered layer may be left out only if it builds with no
+# arguments; it is then checked on DEFAULT_INPUT with whatever output shape it gives.
+EXAMPLES: dict[str, list[tuple]] = {
+    "Dense": [(lambda: L.Dense(4, activation="relu"), (6,), (4,)),
+              (lambda: L.Dense(4), (5, 6), (5, 4)),
+              (lambda: L.Dense(4), (3, 3, 2), (4,))],
+    "Conv2D": [(lambda: L.Conv2D(4, 3, activation="relu"), (8, 8, 2), (6, 6, 4)),
+               (lambda: L.Conv2D(4, 3, strides=2, padding="same"), (9, 9, 2), (5, 5, 4)),
+               (lambda: L.Conv2D(4, (3, 1), padding="same"), (8, 8, 2), (8, 8, 4))],
+    "Conv1D": [(lambda: L.Conv1D(4, 3), (10, 2), (8, 4)),
+               (lambda: L.Conv1D(4, 3, strides=2, padding="same"), (10, 2), (5, 4))],
+    "MaxPooling2D": [(lambda: L.MaxPooling2D(2), (8, 8, 3), (4, 4, 3))],
+    "AveragePooling2D": [(lambda: L.AveragePooling2D((2, 2), padding="same"), (7, 7, 3),
+                          (4, 4, 3))],
+    "MaxPooling1D": [(lambda: L.MaxPooling1D(2), (8, 3), (4, 3))],
+    "AveragePooling1D": [(lambda: L.AveragePooling1D(2), (8, 3), (4, 3))],
+    "GlobalAveragePooling2D": [(L.GlobalAveragePooling2D, (5, 5, 3), (3,))],
+    "GlobalMaxPooling2D": [(L.GlobalMaxPooling2D, (5, 5, 3), (3,))],
+    "GlobalAveragePooling1D": [(L.GlobalAveragePooling1D, (5, 3), (3,))],
+    "GlobalMaxPooling1D": [(L.GlobalMaxPooling1D, (5, 3), (3,))],
+    "Flatten": [(L.Flatten, (4, 4, 2), (32,))],
+    "Reshape": [(lambda: L.Reshape((4, -1)), (4, 4, 2), (4, 8))],
+    "Dropout": [(lambda: L.Dropout(0.5), (6,), (6,))],
+    "BatchNormalization": [(L.BatchNormalization, (6,), (6,)),
+                           (L.BatchNormalization, (4, 4, 3), (4, 4, 3))],
+    "LayerNormalization": [(L.LayerNormalization, (5, 6), (5, 6))],
+    "Activation": [(lambda: L.Activation("softmax"), (6,), (6,))],
+    "Rescaling": [(lambda: L.Rescaling(1 / 255), (4, 4, 1), (4, 4, 1))],
+    "LSTM": [(lambda: L.LSTM(5), (7, 3), (5,)),
+             (lambda: L.LSTM(5, return_sequences=True), (7, 3), (7, 5))],
+    "GRU": [(lambda: L.GRU(5), (7, 3), (5,))],
+    "Bidirectional": [(lambda: L.Bidirectional(L.LSTM(5)), (7, 3), (10,)),
+                      (lambda: L.Bidirectional(L.GRU(5, return_sequences=True)), (7, 3),
+                       (7, 10))],
+    "MultiHeadAttention": [(lambda: L.MultiHeadAttention(num_heads=2, key_dim=4), (7, 6),
+                            (7, 6))],
+    "TransformerEncoder": [(lambda: L.TransformerEncoder(num_heads=2, intermediate_dim=16),
+                            (7, 6), (7, 6))],
+    "Embedding": [(lambda: L.Embedding(10, 4), (6,), (6, 4), "int64")],
+    "Concatenate": [(L.Concatenate, [(4,), (3,)], (7,))],
+    "Add": [(L.Add, [(4,), (4,)], (4,))],
+}
+DEFAULT_INPUT = (5, 3)
 
 
-@pytest.mark.parametrize(("make", "shape", "expected"), CASES,
-                         ids=[f"{i}-{c[0]().__class__.__name__}" for i, c in enumerate(CASES)])
-def test_layer_contract(make, shape, expected):
-    run_layer_test(make, shape, expected)
+def exported_layers() -> list[type]:
+    """Every registered Layer subclass that ``lepton.core.layers`` exports."""
+    found = [getattr(L, name) for name in L.__all__]
+    return [cls for cls in found if isinstance(cls, type) and issubclass(cls, L.Layer)
+            and cls is not L.Layer and registered_class(cls._registered_name) is cls]
 
 
-def test_embedding_contract():
-    run_layer_test(lambda: L.Embedding(10, 4), (6,), (6, 4), input_dtype="int64")
+def contract_cases(cls: type, examples: dict[str, list[tuple]]) -> list[tuple]:
+    """The cases to run for ``cls``; fails when it has no entry and needs arguments."""
+    if cls.__name__ in examples:
+        return examples[cls.__name__]
+    try:
+        cls()
+    except (TypeError, ConfigError) as exc:
+        pytest.fail(f"{cls.__name__} needs constructor arguments ({exc}); add example cases "
+                    f"for it to EXAMPLES in {__file__}")
+    return [(cls, DEFAULT_INPUT, None)]
+
+
+CASES = [(cls.__name__, case) for cls in exported_layers()
+         for case in contract_cases(cls, EXAMPLES)]
+
+
+@pytest.mark.parametrize(("name", "case"), CASES,
+                         ids=[f"{name}-{i}" for i, (name, _) in enumerate(CASES)])
+def test_layer_contract(name, case):
+    run_layer_test(*case)
+
+
+def test_contract_walks_the_registry_and_demands_examples_for_layers_with_arguments():
+    names = {cls.__name__ for cls in exported_layers()}
+    assert {"GlobalMaxPooling1D", "Dense", "Add", "Embedding"} <= names
+    assert set(EXAMPLES) <= names  # no stale entries
+    with pytest.raises(pytest.fail.Exception, match="add example cases for it to EXAMPLES"):
+        contract_cases(L.Dense, {})
+    # a layer that builds with no arguments and has no entry runs on DEFAULT_INPUT
+    (make, shape, expected), = contract_cases(L.GlobalMaxPooling1D, {})
+    assert shape == DEFAULT_INPUT and expected is None
+    model = run_layer_test(make, shape, expected)
+    assert tuple(model(torch.ones(2, *DEFAULT_INPUT)).shape) == (2, 3)
 
 
 def test_merge_layers_in_functional_model():
@@ -147,3 +193,35 @@ def test_batch_norm_moving_averages_warm_up_from_the_first_batch():
     cnn.fit(x[:1400], data.target[:1400], epochs=6, batch_size=32, verbose=0)  # 264 steps
     _, accuracy = cnn.evaluate(x[1400:], data.target[1400:], verbose=0)
     assert accuracy > 0.85  # with Keras' averages (0.99 from 0 / 1): 0.10, chance
+
+
+def test_every_kind_of_model_rebuilds_from_its_config_through_the_registry():
+    """Sequential, functional and subclassed models alike: registered_class(name).from_config
+    (what load_model does), then build_for on the input shapes returns the output shapes."""
+    import numpy as np
+
+    from lepton.core import Model, register
+
+    @register
+    class TwoHeads(Model):
+        def __init__(self, units=4, **kwargs):
+            super().__init__(**kwargs)
+            self.body = L.Dense(units, activation="relu")
+            self.head = L.Dense(2)
+
+        def call(self, x):
+            return self.head(self.body(x))
+
+    inputs = Input((6,))
+    functional = Model(inputs, L.Dense(3)(L.Dense(5, activation="relu")(inputs)))
+    sequential = Sequential([L.Dense(5, input_shape=(6,)), L.Dense(3)])
+    subclassed = TwoHeads(units=7)
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(4, 6)).astype("float32"))
+    for model, outputs in ((functional, 3), (sequential, 3), (subclassed, 2)):
+        assert model.build_for([(6,)]) == [(2, outputs)]
+        rebuilt = registered_class(type(model)._registered_name).from_config(model.get_config())
+        assert type(rebuilt) is type(model)
+        assert rebuilt.build_for([(6,)], ["float32"]) == [(2, outputs)]
+        rebuilt.load_state_dict(model.state_dict())
+        torch.testing.assert_close(rebuilt(x), model(x))
+    assert (Model._registered_name, Sequential._registered_name) == ("Model", "Sequential")

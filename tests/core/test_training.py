@@ -184,3 +184,60 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip() == "5"  # the history holds all five epochs
     np.testing.assert_array_equal(np.load(tmp_path / "resume.npy"), np.load(tmp_path / "plain.npy"))
+
+
+def test_lbfgs_through_fit_reaches_scikit_learns_optimum_and_runs_callbacks():
+    """Full-batch L-BFGS is an optimizer the trainer steps with a closure, so callbacks and
+    validation apply; with weight_decay = 1 / (C n) it solves scikit-learn's L2 problem."""
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_wine()
+    x = StandardScaler().fit_transform(data.data).astype("float32")
+    y = data.target
+    reference = LogisticRegression(C=1.0, max_iter=2000, tol=1e-10).fit(x, y)
+
+    class Seen(callbacks.Callback):
+        def __init__(self):
+            self.epochs = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs.append((epoch, dict(logs)))
+
+    seen = Seen()
+    model = Sequential([layers.Dense(3, activation="softmax", input_shape=(13,))])
+    model.compile(optimizer=optimizers.LBFGS(max_iter=500, tolerance_grad=1e-9,
+                                             weight_decay=1 / len(x)),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"], precision="32")
+    history = model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0,
+                        validation_data=(x, y), callbacks=[seen])
+    assert [epoch for epoch, _ in seen.epochs] == [0]
+    logs = seen.epochs[0][1]
+    assert logs["accuracy"] == 1.0 and logs["val_accuracy"] == 1.0
+    assert history.history["val_loss"] == [logs["val_loss"]]
+    np.testing.assert_allclose(model.predict(x), reference.predict_proba(x), atol=1e-3)
+
+
+def test_lbfgs_resumes_from_its_checkpoint_as_if_never_stopped(tmp_path):
+    """The curvature history is part of the resume state: two epochs, then a resumed third,
+    give the weights of three epochs in a row."""
+    from sklearn.datasets import load_wine
+
+    x, y = load_wine(return_X_y=True)
+    x = ((x - x.mean(0)) / x.std(0)).astype("float32")
+
+    def run(epochs, resume, ckpt):
+        torch.manual_seed(0)
+        model = Sequential([layers.Dense(3, activation="softmax", input_shape=(13,))])
+        model.compile(optimizer=optimizers.LBFGS(max_iter=5, weight_decay=1e-3),
+                      loss="sparse_categorical_crossentropy", precision="32")
+        model.fit(x, y, batch_size=len(x), epochs=epochs, shuffle=False, verbose=0,
+                  callbacks=[callbacks.ModelCheckpoint(ckpt)], resume=resume)
+        return np.concatenate([p.detach().numpy().ravel() for p in model.parameters()])
+
+    straight = run(3, False, tmp_path / "a" / "model")
+    run(2, False, tmp_path / "b" / "model")
+    assert (tmp_path / "b" / "model.resume" / "state.safetensors").exists()
+    np.testing.assert_array_equal(run(3, True, tmp_path / "b" / "model"), straight)
+    assert not np.array_equal(run(2, False, tmp_path / "c" / "model"), straight)

@@ -7,8 +7,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
 
 @pytest.fixture
 def cancer_csv(tmp_path: Path) -> Path:

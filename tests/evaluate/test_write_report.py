@@ -1,4 +1,4 @@
-"""write_report: the entry `lepton demo` calls for a model saved from plain arrays."""
+"""write_report: one call from a model saved from plain arrays to its report."""
 
 from __future__ import annotations
 

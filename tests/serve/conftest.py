@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -16,12 +15,11 @@ import torch
 import uvicorn
 from torch import nn
 
+from lepton.artifact.runtimes.torch import TorchRuntime
+from lepton.artifact.signature import TensorSpec
 from lepton.serve.app import LeptonApp, ModelSource, ServeOptions
-from lepton.serve.protocol import TensorSpec
-from lepton.serve.runner import Runner
 from lepton.serve.server import ServerConfig, uvicorn_kwargs
 
-DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
@@ -43,8 +41,8 @@ class CNN(nn.Module):
 
 
 def cnn_runner(name: str = "mnist", version: str | None = None, module: nn.Module | None = None,
-               metadata: dict | None = None) -> Runner:
-    return Runner(module or CNN(), name,
+               metadata: dict | None = None) -> TorchRuntime:
+    return TorchRuntime(module or CNN(), name,
                   [TensorSpec("input_1", "FP32", [-1, 28, 28, 1])],
                   [TensorSpec("output_1", "FP32", [-1, 10])], version=version,
                   metadata={"labels": DIGITS, "task": "multiclass"} if metadata is None
@@ -52,14 +50,12 @@ def cnn_runner(name: str = "mnist", version: str | None = None, module: nn.Modul
 
 
 def mnist_images(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Real MNIST test images (N, 28, 28, 1) float32 in [0, 1], and their labels."""
-    import gzip
+    """Real MNIST test images (N, 28, 28, 1) float32 in [0, 1], and their labels (the copy
+    that ships with Lepton)."""
+    from lepton.datasets import mnist
 
-    with gzip.open(DATA / "mnist" / "t10k-images-idx3-ubyte.gz") as f:
-        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)[:n]
-    with gzip.open(DATA / "mnist" / "t10k-labels-idx1-ubyte.gz") as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)[:n]
-    return (images / 255.0).astype(np.float32), labels.astype(np.int64)
+    _, (images, labels) = mnist.load_data()
+    return (images[:n, ..., None] / 255.0).astype(np.float32), labels[:n].astype(np.int64)
 
 
 def free_port() -> int:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import re
+import socket
 
 import numpy as np
 import pytest
 
 import lepton
-from lepton.cli import bench
+from lepton.cli import bench, main
 from lepton.client import RequestError
+from lepton.errors import LeptonError, ServerUnavailableError
 from lepton.serve import loadgen
 from tests.serve.conftest import DIGITS, free_port, mnist_images
 from tests.serve.test_server import expected
@@ -72,3 +74,34 @@ def test_bench_command_prints_throughput_latency_and_batch_sizes(server, capsys)
     buckets = re.findall(r"<=(\d+)\s+(\d+)", out)  # only the sizes that occurred are listed
     assert buckets and sum(int(n) for _, n in buckets) > 0
     assert all(int(size) <= 8 for size, _ in buckets)  # 8 clients: never a batch above 8
+
+
+def test_nothing_listening_is_a_lepton_error_naming_the_url_and_the_fix():
+    url = f"http://127.0.0.1:{free_port()}"  # bound and closed again: the port refuses
+    with lepton.Client(url, timeout=5) as client:
+        assert client.ready() is False
+        with pytest.raises(ServerUnavailableError) as info:
+            client.predict("mnist", [[0.0]])
+    error = info.value
+    assert isinstance(error, LeptonError) and isinstance(error, ConnectionError)
+    assert url in str(error) and "ConnectionRefusedError" in str(error)
+    assert "lepton serve" in str(error) and "host and port" in str(error)
+
+
+def test_a_server_that_never_answers_times_out_as_a_lepton_error():
+    with socket.socket() as listener:  # accepts connections into its backlog, never replies
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with lepton.Client(url, timeout=0.5) as client, \
+                pytest.raises(ServerUnavailableError) as info:
+            client.models()
+    assert url in str(info.value) and "TimeoutError" in str(info.value)
+
+
+def test_cli_against_a_closed_port_is_one_line(capsys):
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["bench", url, "-d", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("lepton bench: error: Cannot reach a Lepton server at " + url)

@@ -3,11 +3,16 @@ pipelining, HEAD, ``Expect: 100-continue`` or connection close."""
 
 from __future__ import annotations
 
+import logging
 import socket
+import sys
 
 import httptools
 import orjson
+import pytest
+import uvicorn
 
+from lepton.serve import server as serving
 from lepton.serve.http import _HeadWithBody
 from tests.serve.conftest import mnist_images
 from tests.serve.test_server import infer_body
@@ -118,3 +123,47 @@ def test_a_response_head_leaves_with_its_body_in_one_write():
     transport.close()  # closing sends what is held first
     assert [c[0] for c in t.calls[-2:]] == ["write", "close"]
     assert transport.get_extra_info("socket") == "info:socket"
+
+
+@pytest.fixture
+def fresh_protocol():
+    serving.http_protocol.cache_clear()
+    yield serving.http_protocol
+    serving.http_protocol.cache_clear()
+
+
+def test_the_private_uvicorn_class_is_used_only_on_tested_versions(fresh_protocol, monkeypatch,
+                                                                   caplog):
+    protocol = fresh_protocol()
+    assert protocol != "httptools" and protocol.__name__ == "HttpProtocol"  # installed: tested
+    for version in ("0.28.1", "0.99.0", "1.0.0", "dev"):
+        fresh_protocol.cache_clear()
+        monkeypatch.setattr(uvicorn, "__version__", version)
+        with caplog.at_level(logging.WARNING, logger="lepton.serve"):
+            assert fresh_protocol() == "httptools"
+        assert f"uvicorn {version} is outside the versions" in caplog.text
+
+
+def test_a_missing_private_class_falls_back_to_the_public_protocol(fresh_protocol, monkeypatch,
+                                                                   caplog):
+    monkeypatch.setitem(sys.modules, "uvicorn.protocols.http.httptools_impl", None)
+    monkeypatch.delitem(sys.modules, "lepton.serve.http")  # imported again, and failing
+    with caplog.at_level(logging.WARNING, logger="lepton.serve"):
+        assert fresh_protocol() == "httptools"
+    assert "HttpToolsProtocol is missing" in caplog.text
+
+
+def test_a_server_on_the_fallback_protocol_still_answers(fresh_protocol, monkeypatch):
+    from lepton.serve.app import LeptonApp
+    from lepton.serve.models import ModelSource
+    from lepton.serve.options import ServeOptions
+    from tests.serve.conftest import cnn_runner, run_app
+
+    monkeypatch.setattr(uvicorn, "__version__", "9.0.0")
+    assert serving.uvicorn_kwargs(serving.ServerConfig(models=[]))["http"] == "httptools"
+    images, _ = mnist_images(2)
+    app = LeptonApp([ModelSource("mnist", cnn_runner)], ServeOptions(log_predictions=False))
+    with run_app(app) as running, running.client() as c:
+        r = c.post("/v2/models/mnist/infer", content=infer_body(images, id="fallback"))
+    assert r.status_code == 200 and r.json()["id"] == "fallback"
+    assert len(r.json()["outputs"][0]["data"]) == 20

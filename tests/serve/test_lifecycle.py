@@ -61,7 +61,7 @@ def test_overload_gets_503_with_retry_after_and_the_queue_stays_bounded():
     app = LeptonApp([ModelSource("mnist", lambda: cnn_runner(module=Slow(0.0)))],
                     ServeOptions(max_batch_size=1, max_queue=3, log_predictions=False))
     with run_app(app) as srv:
-        app.defaults["mnist"].runner.module.sleep_s = 0.2
+        app.table.defaults["mnist"].runner.module.sleep_s = 0.2
         responses = post_many(srv.url + "/v2/models/mnist/infer", 16,
                               infer_body(mnist_images(1)[0]))
         codes = sorted(r.status_code for r in responses)
@@ -69,14 +69,14 @@ def test_overload_gets_503_with_retry_after_and_the_queue_stays_bounded():
         rejected = [r for r in responses if r.status_code == 503]
         assert all(int(r.headers["retry-after"]) >= 1 for r in rejected)
         assert "overloaded" in rejected[0].json()["error"]
-        assert app.defaults["mnist"].batcher.stats.rejected == len(rejected)
+        assert app.table.defaults["mnist"].batcher.stats.rejected == len(rejected)
 
 
 def test_request_timeout_gets_504_and_the_server_keeps_serving():
     app = LeptonApp([ModelSource("mnist", lambda: cnn_runner(module=Slow(0.0)))],
                     ServeOptions(timeout_s=0.3, log_predictions=False))
     with run_app(app) as srv, srv.client() as c:
-        module = app.defaults["mnist"].runner.module
+        module = app.table.defaults["mnist"].runner.module
         module.sleep_s = 1.0
         r = c.post("/v2/models/mnist/infer", content=infer_body(mnist_images(1)[0]))
         assert r.status_code == 504 and "timed out" in r.json()["error"]

@@ -29,7 +29,7 @@ def cancer(tmp_path_factory):
 
 
 def test_raw_records_are_preprocessed_and_labelled_like_offline_predictions(cancer):
-    from lepton.data.predictor import Predictor
+    from lepton.artifact.predictor import Predictor
 
     path, frame = cancer
     records = frame.drop(columns=["target"]).head(40).to_dict(orient="records")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import stat
 
 import pytest
 
@@ -122,3 +123,31 @@ def test_feedback_add_and_export_roundtrip(cli, workspace, tmp_path):
     code, out, _ = cli("feedback", "export", "--model", "churn", "--format", "csv")
     (row,) = csv.DictReader(io.StringIO(out))
     assert json.loads(row["label"]) == {"tags": ["a", "b"]} and row["version"] == "4"
+
+
+def test_feedback_export_file_is_atomic_and_readable(cli, workspace, tmp_path, monkeypatch):
+    """Written through lepton.atomic: mode 0644 like every report; a write that fails half
+    way leaves the previous file whole and no temporary file behind."""
+    import lepton.cli.feedback as feedback
+
+    with Store.open() as store:
+        store.log_predictions([{"id": f"p{i}", "model": "fraud", "version": 1,
+                                "outputs": [i / 10]} for i in range(3)])
+        for i in range(3):
+            store.add_feedback(f"p{i}", label=i % 2)
+    target = tmp_path / "out" / "feedback.jsonl"
+    code, _, err = cli("feedback", "export", "--output", target)
+    assert code == 0 and "wrote 3 feedback records" in err
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    first = target.read_text()
+    assert [json.loads(line)["label"] for line in first.splitlines()] == [0, 1, 0]
+
+    def fails_after_one_row(records, out, fmt, write=feedback.write_export):
+        write(iter([next(iter(records))]), out, fmt)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(feedback, "write_export", fails_after_one_row)
+    with pytest.raises(OSError, match="No space left"):
+        cli("feedback", "export", "--output", target)
+    assert target.read_text() == first
+    assert [p.name for p in target.parent.iterdir()] == ["feedback.jsonl"]

@@ -1,7 +1,7 @@
 """Lepton Core layers (Keras-style, channels-last, lazily built)."""
 
 from lepton.core.layers.attention import MultiHeadAttention, TransformerEncoder
-from lepton.core.layers.base import Layer, SymbolicTensor, register
+from lepton.core.layers.base import Layer, register
 from lepton.core.layers.conv import Conv1D, Conv2D
 from lepton.core.layers.core import (
     Activation,
@@ -26,6 +26,7 @@ from lepton.core.layers.pooling import (
 )
 from lepton.core.layers.recurrent import GRU, LSTM, Bidirectional
 from lepton.core.layers.symbolic import Input
+from lepton.core.layers.symbolic_tensor import SymbolicTensor
 
 __all__ = [
     "Activation", "Add", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",

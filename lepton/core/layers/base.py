@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lepton.core.layers.symbolic_tensor import call_symbolic, is_symbolic
 from lepton.errors import ArtifactError, ConfigError
 
 _REGISTRY: dict[str, type] = {}
@@ -189,9 +190,7 @@ class Layer(nn.Module):
 
     # -- machinery -----------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if args and _is_symbolic(args[0]):
-            from lepton.core.layers.symbolic import call_symbolic
-
+        if args and is_symbolic(args[0]):
             return call_symbolic(self, args, kwargs)
         return super().__call__(*args, **kwargs)
 
@@ -237,30 +236,3 @@ def _device_of(x: Any) -> torch.device | None:
     if isinstance(x, (list, tuple)) and x:
         return _device_of(x[0])
     return None
-
-
-class SymbolicTensor:
-    """A placeholder flowing through the functional API: an example value (batch of 2) that
-    gives shapes and dtypes, and the node that produced it."""
-
-    __slots__ = ("value", "node", "index")
-
-    def __init__(self, value: torch.Tensor, node: Any, index: int = 0) -> None:
-        self.value, self.node, self.index = value, node, index
-
-    @property
-    def shape(self) -> tuple:
-        return (None, *self.value.shape[1:])
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.value.dtype
-
-    def __repr__(self) -> str:
-        return f"<SymbolicTensor shape={self.shape} dtype={self.dtype}>"
-
-
-def _is_symbolic(x: Any) -> bool:
-    if isinstance(x, (list, tuple)):
-        return bool(x) and all(isinstance(t, SymbolicTensor) for t in x)
-    return isinstance(x, SymbolicTensor)

@@ -1,5 +1,5 @@
-"""The functional API: ``Input`` placeholders, layers called on them, and the graph that
-``Model(inputs, outputs)`` runs.
+"""The functional API: ``Input`` placeholders and the graph that ``Model(inputs, outputs)``
+runs (what a layer call on a placeholder records lives in ``layers.symbolic_tensor``).
 
 A placeholder carries a real example tensor (batch of 2), so calling a layer on it builds the
 layer with the true shapes, exactly as a first real batch would.
@@ -12,24 +12,13 @@ from typing import Any
 
 import torch
 
-from lepton.core.layers.base import Layer, SymbolicTensor, _validate_input_shape, unique_name
+from lepton.core.layers.base import Layer, _validate_input_shape, unique_name
+from lepton.core.layers.symbolic_tensor import Node, SymbolicTensor, fill
 from lepton.errors import ConfigError
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float32, "float16": torch.float16,
            "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int64,
            "uint8": torch.uint8, "bool": torch.bool}
-
-
-class Node:
-    """One call of a layer (``layer is None`` for an Input)."""
-
-    __slots__ = ("layer", "arg_spec", "inputs", "kwargs", "outputs", "input_name")
-
-    def __init__(self, layer: Layer | None, arg_spec: list, inputs: list[SymbolicTensor],
-                 kwargs: dict, input_name: str | None = None) -> None:
-        self.layer, self.arg_spec, self.inputs, self.kwargs = layer, arg_spec, inputs, kwargs
-        self.outputs: list[SymbolicTensor] = []
-        self.input_name = input_name
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -49,42 +38,6 @@ def Input(shape: Sequence[int] | int, dtype: str = "float32", name: str | None =
     tensor = SymbolicTensor(value, node, 0)
     node.outputs = [tensor]
     return tensor
-
-
-def call_symbolic(layer: Layer, args: tuple, kwargs: dict) -> Any:
-    """Call ``layer`` on placeholders: build it on the example values, record a Node."""
-    flat: list[SymbolicTensor] = []
-    spec: list = []
-    for arg in args:
-        if isinstance(arg, SymbolicTensor):
-            spec.append(len(flat))
-            flat.append(arg)
-        elif isinstance(arg, (list, tuple)) and all(isinstance(a, SymbolicTensor) for a in arg):
-            spec.append(list(range(len(flat), len(flat) + len(arg))))
-            flat.extend(arg)
-        else:
-            raise ConfigError(
-                f"{layer.name} was called with a mix of placeholders and other values",
-                expected="Input placeholders (or lists of them) as positional arguments",
-                received=type(arg).__name__,
-                fix="wrap constants in a layer, or pass them as keyword arguments",
-            )
-    values = _fill(spec, [t.value for t in flat])
-    was_training = layer.training
-    layer.eval()
-    try:
-        with torch.no_grad():
-            out = layer(*values, **kwargs)
-    finally:
-        layer.train(was_training)
-    node = Node(layer, spec, flat, kwargs)
-    outs = list(out) if isinstance(out, (list, tuple)) else [out]
-    node.outputs = [SymbolicTensor(o, node, i) for i, o in enumerate(outs)]
-    return node.outputs if isinstance(out, (list, tuple)) else node.outputs[0]
-
-
-def _fill(spec: list, values: list) -> list:
-    return [[values[j] for j in s] if isinstance(s, list) else values[s] for s in spec]
 
 
 class Graph:
@@ -160,7 +113,7 @@ class Graph:
         slots[: len(inputs)] = inputs
         fold = {self.output_slots[i] for i in logits_outputs}
         for layer, spec, in_slots, kwargs, first, n_out in self.steps:
-            args = _fill(spec, [slots[i] for i in in_slots])
+            args = fill(spec, [slots[i] for i in in_slots])
             if first in fold:
                 out = layer.call_logits(*args, **kwargs)
             else:
@@ -187,7 +140,7 @@ class Graph:
             if node.layer is None:
                 continue
             nodes.append({"layer": node.layer.name,
-                          "args": _fill(node.arg_spec, [slot_of[id(t)] for t in node.inputs]),
+                          "args": fill(node.arg_spec, [slot_of[id(t)] for t in node.inputs]),
                           "kwargs": node.kwargs})
             for t in node.outputs:
                 slot_of[id(t)] = len(slot_of)

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lepton.core.layers.base import Layer
-from lepton.core.layers.symbolic import Graph
+from lepton.core.device import module_device
+from lepton.core.layers.base import Layer, deserialize_layer
+from lepton.core.layers.symbolic import Graph, torch_dtype
 from lepton.errors import ConfigError, NotCompiledError, ShapeError
 
 
@@ -86,19 +87,27 @@ class Model(Layer):
             return [dtype.startswith("int") for _, dtype in self.input_spec]
         return [False]
 
-    def build_for(self, shapes: list[tuple[int, ...]], dtypes: list[str] | None = None) -> None:
-        """Build by running a dummy batch of 2 (inference mode, so no statistics change)."""
-        from lepton.core.layers.symbolic import torch_dtype
-
+    def build_for(self, shapes: list[tuple[int, ...]],
+                  dtypes: list[str] | None = None) -> list[tuple[int, ...]]:
+        """Build lazily-shaped layers on a batch of 2 zeros per input (``shapes`` without the
+        batch axis, ``dtypes`` by name, default float32) on the model's current device;
+        returns the output shapes, batch axis included."""
+        device = module_device(self) or torch.device("cpu")
         dtypes = dtypes or ["float32"] * len(shapes)
-        dummies = [torch.zeros((2, *s), dtype=torch_dtype(d)) for s, d in zip(shapes, dtypes)]
+        return self.build_for_sample([torch.zeros((2, *s), dtype=torch_dtype(d), device=device)
+                                      for s, d in zip(shapes, dtypes)])
+
+    def build_for_sample(self, sample: list[torch.Tensor]) -> list[tuple[int, ...]]:
+        """Build on the first two rows of real inputs (their dtype and device) in inference
+        mode, so no statistics move; returns the output shapes, batch axis included."""
         was_training = self.training
         self.eval()
         try:
             with torch.no_grad():
-                self.run_outputs(dummies)
+                outs = self.run_outputs([s[:2] for s in sample])
         finally:
             self.train(was_training)
+        return [tuple(o.shape) for o in outs]
 
     def check_inputs(self, xs: list[torch.Tensor], what: str) -> None:
         """Refuse inputs whose rank or trailing shape differ from what the model was built on."""
@@ -126,16 +135,19 @@ class Model(Layer):
     # -- the Keras workflow ------------------------------------------------------------
     def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Any = None,
                 loss_weights: Any = None, precision: str = "auto",
-                jit_compile: bool = False, device: Any = "auto") -> None:
+                jit_compile: bool = False, device: Any = "auto", strategy: Any = None) -> None:
         """Choose optimizer, loss(es), metrics and speed settings.
 
-        precision: 'auto' (bf16/fp16 on CUDA, float32 elsewhere), '32', 'bf16' or 'fp16'.
+        precision: 'auto' (bf16/fp16 on CUDA, float32 elsewhere), '32', 'bf16' or 'fp16';
+        fit, evaluate and predict all compute in it (``model.compiled.precision``).
         jit_compile: run the forward pass through ``torch.compile``.
+        strategy: where and by whom it trains (``lepton.core.training.strategy.Strategy``;
+        default: this process on ``device``, every CPU thread).
         """
         from lepton.core.training.compiled import CompileSpec
 
         self.compiled = CompileSpec.make(optimizer, loss, metrics, loss_weights, precision,
-                                         jit_compile, device)
+                                         jit_compile, device, strategy)
         self.torch_optimizer = None
 
     def _trainer(self) -> Any:
@@ -173,7 +185,7 @@ class Model(Layer):
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = 0) -> Any:
         """Outputs as NumPy (a list of arrays for several outputs)."""
-        from lepton.core.training.trainer import predict
+        from lepton.core.training.predict import predict
 
         return predict(self, x, batch_size=batch_size, verbose=verbose)
 
@@ -185,7 +197,7 @@ class Model(Layer):
 
     def save(self, path: str | Path, metadata: dict | None = None) -> Path:
         """Write the artifact directory atomically: lepton.json + weights.safetensors."""
-        from lepton.core.artifact import save_model
+        from lepton.core.saving import save_model
 
         return save_model(self, path, metadata=metadata)
 
@@ -199,8 +211,6 @@ class Model(Layer):
     @classmethod
     def from_config(cls, config: dict) -> Model:
         if "nodes" in config and cls is Model:
-            from lepton.core.layers.base import deserialize_layer
-
             layers = {spec["config"]["name"]: deserialize_layer(spec)
                       for spec in config["layers"]}
             inputs, outputs = Graph.replay(config, layers)

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from lepton.core.layers.base import Layer, SymbolicTensor, deserialize_layer, serialize_layer
+from lepton.core.layers.base import Layer, deserialize_layer, serialize_layer
+from lepton.core.layers.symbolic_tensor import SymbolicTensor
 from lepton.core.models.model import Model
 from lepton.errors import ConfigError
 

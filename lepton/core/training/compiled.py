@@ -1,20 +1,18 @@
-"""What ``compile`` chose, resolved per model output once the model is built."""
+"""What ``compile`` chose (optimizer, losses, metrics, the ``Precision`` and the ``Strategy``),
+resolved per model output once the model is built."""
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-import torch
 
 from lepton.core import losses as losses_module
 from lepton.core import metrics as metrics_module
 from lepton.core import optimizers as optimizers_module
-from lepton.core.device import resolve
+from lepton.core.training.precision import Precision
+from lepton.core.training.strategy import Strategy
 from lepton.errors import ConfigError, LeptonWarning
-
-PRECISIONS = ("auto", "32", "bf16", "fp16")
 
 
 @dataclass
@@ -23,38 +21,34 @@ class CompileSpec:
     loss: Any
     metrics: Any
     loss_weights: Any
-    precision: str
+    precision: Precision
     jit_compile: bool
-    device: torch.device
-    raw: dict = field(default_factory=dict)
+    strategy: Strategy
 
     @classmethod
     def make(cls, optimizer: Any, loss: Any, metrics: Any, loss_weights: Any, precision: str,
-             jit_compile: bool, device: Any) -> CompileSpec:
+             jit_compile: bool, device: Any, strategy: Strategy | None = None) -> CompileSpec:
         if loss is None:
             raise ConfigError("compile() needs a loss",
                               expected=f"one of {sorted(losses_module._BY_NAME)} or a Loss",
                               received="loss=None", fix="e.g. loss='categorical_crossentropy'")
-        precision = str(precision)
-        if precision not in PRECISIONS:
-            raise ConfigError("Unknown precision", expected=f"one of {PRECISIONS}",
-                              received=repr(precision))
+        if strategy is not None and device not in (None, "auto"):
+            raise ConfigError("compile() takes a device or a strategy, not both",
+                              received=f"device={device!r}, strategy={strategy!r}",
+                              fix="give the device to the strategy: Strategy(device=...)")
+        strategy = strategy if strategy is not None else Strategy(device)
+        mixed = Precision(precision, strategy.device)
         optimizer = optimizers_module.get(optimizer)
+        if optimizer.needs_closure and mixed.scaler.is_enabled():
+            raise ConfigError(f"{type(optimizer).__name__} cannot train in fp16: loss scaling "
+                              "needs one backward pass per step", received=repr(mixed),
+                              fix="compile with precision='bf16' or '32'")
         # Resolve names now so a typo fails at compile time, not after the first epoch.
         for item in _flatten(loss):
             losses_module.get(item)
         for item in _flatten(metrics):
             metrics_module.get(item)
-        return cls(optimizer, loss, metrics, loss_weights, precision, bool(jit_compile),
-                   resolve(device))
-
-    def autocast_dtype(self) -> torch.dtype | None:
-        mode = self.precision
-        if mode == "auto":
-            if self.device.type != "cuda":
-                return None
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+        return cls(optimizer, loss, metrics, loss_weights, mixed, bool(jit_compile), strategy)
 
     def per_output(self, names: list[str]) -> tuple[list, list[float], list[list]]:
         """Losses, loss weights and fresh metric objects for each named output."""
@@ -88,7 +82,7 @@ class CompileSpec:
         return {"optimizer": optimizers_module.serialize(self.optimizer),
                 "loss": spec(self.loss, losses_module),
                 "metrics": spec(self.metrics, metrics_module),
-                "loss_weights": self.loss_weights, "precision": self.precision,
+                "loss_weights": self.loss_weights, "precision": self.precision.setting,
                 "jit_compile": self.jit_compile}
 
 

@@ -43,7 +43,7 @@ class Predictor:
         self.metadata = dict(metadata or {})
         self.path = path
         state = self.metadata.get("preprocessing")
-        self.pipeline = load_preprocessing(state) if state else None
+        self.pipeline: Any = load_preprocessing(state) if state else None
         self.labels: list[Any] = list(self.metadata.get("labels") or
                                       (self.pipeline.labels if self.pipeline else []))
         self.task: str | None = self.metadata.get("task") or (

@@ -47,7 +47,7 @@ def write_table(frame: pd.DataFrame, out: Path) -> Path:
 def predict_path(model_dir: str | Path, data: str | Path, out: str | Path,
                  keep_columns: bool = False) -> tuple[int, Path]:
     """Predict every row (or image) of ``data``; returns (count, output path)."""
-    from lepton.data.predictor import Predictor
+    from lepton.artifact.predictor import Predictor
 
     predictor = Predictor.from_artifact(model_dir)
     data = Path(data)

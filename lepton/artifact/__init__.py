@@ -1,0 +1,37 @@
+"""The model artifact: the hand-off between every stage after training.
+
+Modules, one job each: ``manifest`` (``lepton.json`` v2, the v1 reader, the field reference),
+``save`` (artifacts with variant, runtime, lineage and reference; manifest updates),
+``reference`` (training-time statistics sketches), ``signature`` (named OIP tensors),
+``predictor`` (raw records in, labelled predictions out), ``predict_files`` (``lepton predict``)
+and ``runtimes`` (one class per runtime, chosen by the manifest). The network's own
+serialization stays in ``lepton.core.saving``. Names load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Manifest": "lepton.artifact.manifest",
+    "read_manifest": "lepton.artifact.manifest",
+    "save_artifact": "lepton.artifact.save",
+    "update_manifest": "lepton.artifact.save",
+    "write_reference": "lepton.artifact.save",
+    "profile": "lepton.artifact.reference",
+    "TensorSpec": "lepton.artifact.signature",
+    "Predictor": "lepton.artifact.predictor",
+    "predict_path": "lepton.artifact.predict_files",
+    "Runtime": "lepton.artifact.runtimes",
+    "open_runtime": "lepton.artifact.runtimes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lepton.artifact' has no attribute {name!r}")
+
+
+__all__ = list(_LAZY)
