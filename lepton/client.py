@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 import numpy as np
 
+from lepton.artifact.signature import DATATYPES, datatype_of
 from lepton.errors import ConfigError, LeptonError, ServerUnavailableError
 
 
@@ -70,8 +71,6 @@ class Client:
         if not isinstance(inputs, dict):
             meta = self.metadata(model)
             inputs = {meta["inputs"][0]["name"]: inputs}
-        from lepton.serve.protocol import datatype_of
-
         header: dict[str, Any] = {"inputs": [], "parameters": {"binary_data_output": True}}
         blobs = []
         for name, value in inputs.items():
@@ -96,8 +95,6 @@ class Client:
         size = int(headers.get("inference-header-content-length", len(body)))
         doc = json.loads(body[:size])
         self.last_ids = doc.get("parameters", {}).get("prediction_ids", [])
-        from lepton.serve.protocol import DATATYPES
-
         out, offset = {}, size
         for entry in doc["outputs"]:
             dtype = DATATYPES[entry["datatype"]]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from lepton.errors import ArtifactError
+from lepton.errors import ArtifactError, ShapeError
 
 DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
@@ -19,6 +19,17 @@ DATATYPES: dict[str, np.dtype] = {
     "INT16": np.dtype(np.int16), "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
     "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
 }
+_DATATYPE_OF = {dtype: name for name, dtype in DATATYPES.items()}
+
+
+def datatype_of(array: np.ndarray) -> str:
+    """The protocol datatype of a NumPy array (``FP32`` for float32…)."""
+    try:
+        return _DATATYPE_OF[array.dtype]
+    except KeyError:
+        raise ShapeError("Unsupported tensor dtype", expected=sorted(DATATYPES),
+                         received=str(array.dtype),
+                         fix="convert the array, e.g. x.astype(np.float32)") from None
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import simdjson
 
-from lepton.artifact.signature import DATATYPES, TensorSpec
+from lepton.artifact.signature import DATATYPES, TensorSpec, datatype_of
 from lepton.errors import ShapeError
 from lepton.serve.errors import ProtocolError
 from lepton.serve.jsonbody import parse_infer_json, parse_json
@@ -25,7 +25,6 @@ from lepton.serve.jsonbody import parse_infer_json, parse_json
 __all__ = ["DATATYPES", "InferRequest", "ProtocolError", "TensorSpec",
            "datatype_of", "decode_request", "encode_response"]
 
-_DATATYPE_OF = {v: k for k, v in DATATYPES.items()}
 MAX_RANK = 8
 
 
@@ -39,13 +38,6 @@ class InferRequest:
     all_binary: bool = False
     requested: list[str] | None = None
     rows: int = 1
-
-
-def datatype_of(array: np.ndarray) -> str:
-    try:
-        return _DATATYPE_OF[array.dtype]
-    except KeyError:
-        raise ProtocolError("Unsupported tensor dtype", received=str(array.dtype)) from None
 
 
 def decode_request(body: bytes, header_length: str | None,

@@ -190,3 +190,13 @@ def test_an_unknown_runtime_names_the_known_ones(v1_iris):
     update_manifest(v1_iris, runtime={"name": "tensorrt", "files": ["model.plan"]})
     with pytest.raises(ArtifactError, match=r"runtime this Lepton does not have.*torch"):
         open_runtime(v1_iris)
+
+
+def test_datatype_of_names_protocol_types_and_refuses_others():
+    from lepton.artifact.signature import datatype_of
+    from lepton.errors import ShapeError
+
+    assert datatype_of(np.zeros(2, np.float32)) == "FP32"
+    assert datatype_of(np.zeros(2, np.int64)) == "INT64"
+    with pytest.raises(ShapeError, match="complex64.*astype"):
+        datatype_of(np.zeros(2, np.complex64))

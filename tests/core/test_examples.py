@@ -43,6 +43,7 @@ def test_dense_on_sequences_acts_on_last_axis():
     assert tuple(out.shape) == (2, 7, 5)
 
 
+@pytest.mark.slow
 def test_second_example_trains_to_high_accuracy(mnist_small):
     from lepton_core.layers import Conv2D, Dense, Flatten, MaxPooling2D
     from lepton_core.models import Sequential
@@ -122,6 +123,7 @@ def _sms_tokens(max_len: int = 40, vocab: int = 3000):
     return ids, y
 
 
+@pytest.mark.slow
 def test_text_model_bidirectional_lstm_from_logits():
     from lepton_core import Sequential
     from lepton_core.layers import LSTM, Bidirectional, Dense, Embedding

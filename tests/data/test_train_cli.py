@@ -23,6 +23,7 @@ def workspace(tmp_path, monkeypatch):
     monkeypatch.delenv("LEPTON_DB_URL", raising=False)
 
 
+@pytest.mark.slow
 def test_table_train_evaluate_predict(tmp_path, cancer_csv, capsys):
     out = tmp_path / "cancer_model"
     assert main(["train", "--data", str(cancer_csv), "--target", "target", "--out", str(out),
@@ -63,6 +64,7 @@ def test_table_train_evaluate_predict(tmp_path, cancer_csv, capsys):
     assert not (tmp_path / "x.csv").exists()
 
 
+@pytest.mark.slow
 def test_text_column_spam(tmp_path):
     sms = pd.read_csv(FIXTURES / "sms_spam.tsv", sep="\t")
     sample = sms.sample(1500, random_state=0)
@@ -85,6 +87,7 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_image_folder_with_corrupt_file_and_mixed_sizes(tmp_path, capsys):
     data = np.load(FIXTURES / "breastmnist.npz")
     root = tmp_path / "breast"
