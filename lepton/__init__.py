@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 __version__ = "0.1.0"
@@ -30,3 +31,15 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["__version__", *_LAZY, *_LAZY_NAMES]
+
+
+def lazy_getattr(package: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A package's ``__getattr__`` that imports ``names[name]`` (name -> defining module) on
+    first use, so importing the package itself stays light."""
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            return getattr(importlib.import_module(names[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

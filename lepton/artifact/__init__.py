@@ -10,8 +10,7 @@ serialization stays in ``lepton.core.saving``. Names load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lepton import lazy_getattr
 
 _LAZY = {
     "Manifest": "lepton.artifact.manifest",
@@ -28,10 +27,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'lepton.artifact' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = list(_LAZY)

@@ -15,8 +15,7 @@ binary tensors), ``records`` (the /v1 raw-record codec), ``errors`` (exception -
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lepton import lazy_getattr
 
 _LAZY = {
     "LeptonApp": "lepton.serve.app",
@@ -32,10 +31,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'lepton.serve' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = list(_LAZY)
