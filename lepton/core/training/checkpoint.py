@@ -13,7 +13,8 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from lepton.atomic import atomic_directory, write_bytes
-from lepton.errors import ArtifactError
+from lepton.core.callbacks import ModelCheckpoint
+from lepton.errors import ArtifactError, ConfigError
 
 
 def write_training_state(path: Path, model: Any, optimizer: torch.optim.Optimizer,
@@ -47,3 +48,32 @@ def read_training_state(path: Path, model: Any, optimizer: torch.optim.Optimizer
             slots.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": slots, "param_groups": meta.pop("param_groups")})
     return {**meta, "torch_rng": tensors["rng.torch"], "shuffle_rng": tensors["rng.shuffle"]}
+
+
+def save_resume_state(path: Path, epoch: int, *, model: Any, optimizer: torch.optim.Optimizer,
+                      generator: torch.Generator, callbacks: list) -> None:
+    """Weights, optimizer, epoch, random state and callback counters, written atomically."""
+    write_training_state(path, model, optimizer, {
+        "epoch": epoch,
+        "torch_rng": torch.get_rng_state(),
+        "shuffle_rng": generator.get_state(),
+        "callbacks": [cb.get_state() for cb in callbacks],
+    })
+
+
+def resume_from_checkpoint(model: Any, optimizer: torch.optim.Optimizer,
+                           generator: torch.Generator, callbacks: list) -> int:
+    """Restore the state the run's ModelCheckpoint saved last; returns the epoch to continue
+    from (0 when nothing was saved yet: a fresh run)."""
+    paths = [cb.resume_path for cb in callbacks if isinstance(cb, ModelCheckpoint)]
+    if not paths:
+        raise ConfigError("fit(resume=True) needs a ModelCheckpoint callback to resume from",
+                          fix="pass callbacks=[ModelCheckpoint('ckpt/model')]")
+    if not paths[0].exists():
+        return 0
+    state = read_training_state(paths[0], model, optimizer)
+    torch.set_rng_state(state["torch_rng"])
+    generator.set_state(state["shuffle_rng"])
+    for cb, cb_state in zip(callbacks, state.get("callbacks", [])):
+        cb.set_state(cb_state)
+    return int(state["epoch"]) + 1

@@ -12,10 +12,10 @@ callbacks get a ``TrainingContext`` rather than the trainer.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +23,7 @@ import torch
 from lepton.core import callbacks as callbacks_module
 from lepton.core.data_adapter import is_batch_iterable, to_tensor
 from lepton.core.progress import Progress, resolve_verbose
-from lepton.core.training.checkpoint import read_training_state, write_training_state
+from lepton.core.training.checkpoint import resume_from_checkpoint, save_resume_state
 from lepton.core.training.compiled import warn_from_logits_on_probabilities
 from lepton.core.training.feeding import (
     array_batches,
@@ -191,15 +191,19 @@ class Trainer:
 
         history = callbacks_module.History()
         self.callbacks = [history, *(callbacks or [])]
+        save_state = functools.partial(save_resume_state, model=self.model,
+                                       optimizer=self.optimizer, generator=self.generator,
+                                       callbacks=self.callbacks)
         context = callbacks_module.TrainingContext(is_writer=self.strategy.is_writer,
-                                                   save_state=self.save_resume_state)
+                                                   save_state=save_state)
         for cb in self.callbacks:
             cb.set_model(self.model)
             cb.set_context(context)
         batch_hooks = [cb for cb in self.callbacks if type(cb).on_train_batch_end
                        is not callbacks_module.Callback.on_train_batch_end]
         if resume:
-            initial_epoch = max(initial_epoch, self.load_resume_state())
+            initial_epoch = max(initial_epoch, resume_from_checkpoint(
+                self.model, self.optimizer, self.generator, self.callbacks))
         progress = Progress(resolve_verbose(verbose), epochs)
         for cb in self.callbacks:
             cb.on_train_begin()
@@ -336,31 +340,3 @@ class Trainer:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
-
-    # -- resume ----------------------------------------------------------------------------
-    def save_resume_state(self, path: Path, epoch: int) -> None:
-        """Weights, optimizer, epoch, random state and callback counters, written atomically."""
-        state = {
-            "epoch": epoch,
-            "torch_rng": torch.get_rng_state(),
-            "shuffle_rng": self.generator.get_state(),
-            "callbacks": [cb.get_state() for cb in self.callbacks],
-        }
-        write_training_state(path, self.model, self.optimizer, state)
-
-    def load_resume_state(self) -> int:
-        """Restore the latest checkpoint's state; returns the epoch to continue from."""
-        checkpoints = [cb for cb in self.callbacks
-                       if isinstance(cb, callbacks_module.ModelCheckpoint)]
-        if not checkpoints:
-            raise ConfigError("fit(resume=True) needs a ModelCheckpoint callback to resume from",
-                              fix="pass callbacks=[ModelCheckpoint('ckpt/model')]")
-        path = checkpoints[0].resume_path
-        if not path.exists():
-            return 0  # nothing saved yet: a fresh run
-        state = read_training_state(path, self.model, self.optimizer)
-        torch.set_rng_state(state["torch_rng"])
-        self.generator.set_state(state["shuffle_rng"])
-        for cb, cb_state in zip(self.callbacks, state.get("callbacks", [])):
-            cb.set_state(cb_state)
-        return int(state["epoch"]) + 1
