@@ -150,10 +150,8 @@ def _predictor(runner: Runtime) -> Any:
     """The artifact's Predictor, for artifacts that saved their preprocessing."""
     if runner.path is None or not runner.metadata.get("preprocessing"):
         return None
-    try:
-        from lepton.artifact.predictor import Predictor
-    except ImportError:
-        return None
+    from lepton.artifact.predictor import Predictor  # pandas: a base dependency, always there
+
     return Predictor(runner.module, runner.metadata, runner.path)
 
 
