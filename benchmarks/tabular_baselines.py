@@ -9,6 +9,9 @@ train (+ validation) rows and scored on the same test rows.
     python benchmarks/tabular_baselines.py                  # breast cancer, digits, SMS spam
     python benchmarks/tabular_baselines.py --only mnist breastmnist
     python benchmarks/tabular_baselines.py --quick          # short settings, for a smoke run
+    python benchmarks/tabular_baselines.py --only breast_cancer digits wine iris --splits 5
+                                      # issue 13: mean over 5 stratified 80/20 splits (seeds 0-4)
+    ... --splits 5 --tune 300         # also `lepton tune` with a 300 s budget on each split
 """
 
 from __future__ import annotations
@@ -41,10 +44,25 @@ def lepton_train(data: Path, out: Path, target: str | None, extra: list[str]) ->
     if proc.returncode != 0:
         raise SystemExit(f"lepton train failed on {data}:\n{proc.stderr[-2000:]}")
     meta = json.loads((out / "lepton.json").read_text())["metadata"]
-    return {"seconds": seconds, **meta["metrics"], "model": meta["lineage"]["config"]["model"]}
+    return {"seconds": seconds, **meta["metrics"], "model": meta["training"]["config"]["model"]}
 
 
-def baselines(data: Path, target: str, boosting: bool = True) -> dict[str, float]:
+def lepton_tune(data: Path, out: Path, target: str, seed: int, budget: float) -> dict:
+    """Run `lepton tune --timeout budget` in a new process; returns the best model's metrics."""
+    cmd = [sys.executable, "-m", "lepton", "tune", "--data", str(data), "--out", str(out),
+           "--target", target, "--timeout", str(budget), "--trials", "100000", "--seed",
+           str(seed), "--quiet", "--no-register"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"lepton tune failed on {data}:\n{proc.stderr[-2000:]}")
+    meta = json.loads((out / "model" / "lepton.json").read_text())["metadata"]
+    return {"seconds": seconds, **meta["metrics"]}
+
+
+def baselines(data: Path, target: str, boosting: bool = True,
+              seed: int = 42) -> dict[str, float]:
     """LogisticRegression and HistGradientBoosting on Lepton's own split and features
     (no boosting on 10,000 TF-IDF columns: it is not what anyone would use there)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -52,7 +70,7 @@ def baselines(data: Path, target: str, boosting: bool = True) -> dict[str, float
 
     from lepton.train.datasets import prepare_table
 
-    p = prepare_table(data, target, None, {})
+    p = prepare_table(data, target, None, {"seed": seed})
     x_train = np.concatenate([p.train_read(np.arange(len(p.y_train))), p.x_val])
     y_train = np.concatenate([p.y_train, p.y_val])
     out = {}
@@ -70,7 +88,8 @@ def baselines(data: Path, target: str, boosting: bool = True) -> dict[str, float
 def write_sklearn_csv(name: str, folder: Path) -> Path:
     from sklearn import datasets
 
-    loader = {"breast_cancer": datasets.load_breast_cancer, "digits": datasets.load_digits}[name]
+    loader = {"breast_cancer": datasets.load_breast_cancer, "digits": datasets.load_digits,
+              "wine": datasets.load_wine, "iris": datasets.load_iris}[name]
     path = folder / f"{name}.csv"
     loader(as_frame=True).frame.to_csv(path, index=False)
     return path
@@ -123,7 +142,16 @@ def spam_f1(out: Path, data: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=["breast_cancer", "digits", "sms_spam"],
-                        choices=["breast_cancer", "digits", "sms_spam", "mnist", "breastmnist"])
+                        choices=["breast_cancer", "digits", "wine", "iris", "sms_spam", "mnist",
+                                 "breastmnist"])
+    parser.add_argument("--splits", type=int, default=0,
+                        help="tables: mean over this many seeded stratified 80/20 splits "
+                        "(seeds 0..N-1) instead of the default seed-42 split")
+    parser.add_argument("--ab", action="store_true",
+                        help="with --splits: also run auto without cross-validation "
+                        "(`train: {cv_folds: 0}`, the pre-issue-13 rule), interleaved")
+    parser.add_argument("--tune", type=float, default=0.0,
+                        help="with --splits: also run `lepton tune` with this budget (s)")
     parser.add_argument("--quick", action="store_true", help="short settings (smoke test)")
     parser.add_argument("--mnist-limit", type=int, default=None,
                         help="write only this many MNIST images per split")
@@ -134,6 +162,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ.setdefault("LEPTON_HOME", str(tmp / "home"))
+        if args.splits:
+            return splits_table(args, tmp, extra)
         for name in args.only:
             out = tmp / f"{name}_model"
             if name in ("breast_cancer", "digits"):
@@ -165,6 +195,44 @@ def main() -> None:
                     line += (f" | {base} {theirs[base]:.4f} (ours/theirs "
                              f"{ours['accuracy'] / theirs[base]:.3f})")
             print(line, flush=True)
+
+
+def splits_table(args: argparse.Namespace, tmp: Path, extra: list[str]) -> None:
+    """Issue 13's table: auto against the better baseline, mean over seeded splits."""
+    for name in args.only:
+        data = write_sklearn_csv(name, tmp)
+        rows = []
+        for seed in range(args.splits):
+            ours = lepton_train(data, tmp / f"{name}_{seed}", "target",
+                                [*extra, "--seed", str(seed)])
+            row = {"auto": ours["accuracy"], "seconds": ours["seconds"],
+                   "model": ours["model"], **baselines(data, "target", seed=seed)}
+            if args.ab:
+                no_cv = tmp / "no_cv.yaml"
+                no_cv.write_text("train:\n  cv_folds: 0\n")
+                old = lepton_train(data, tmp / f"{name}_{seed}_nocv", "target",
+                                   [*extra, "--seed", str(seed), "--config", str(no_cv)])
+                row.update(no_cv=old["accuracy"], no_cv_seconds=old["seconds"])
+            if args.tune:
+                tuned = lepton_tune(data, tmp / f"{name}_{seed}_tune", "target", seed,
+                                    args.tune)
+                row["tune"] = tuned["accuracy"]
+            rows.append(row)
+            print(f"  {name} seed {seed}: auto {row['auto']:.4f} ({row['model']}, "
+                  f"{row['seconds']:.1f} s)  logreg {row['logreg']:.4f}  hgb {row['hgb']:.4f}"
+                  + (f"  tune {row['tune']:.4f}" if "tune" in row else "")
+                  + (f"  no-CV auto {row['no_cv']:.4f} ({row['no_cv_seconds']:.1f} s)"
+                     if "no_cv" in row else ""), flush=True)
+        mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "model"}
+        best = max(mean["logreg"], mean["hgb"])
+        print(f"{name:14s} auto {mean['auto']:.4f} | logreg {mean['logreg']:.4f} | hgb "
+              f"{mean['hgb']:.4f} | auto - best baseline {mean['auto'] - best + 0.0:+.4f} "
+              f"({'met' if mean['auto'] >= best - 1e-9 else 'MISSED'}) | mean wall "
+              f"{mean['seconds']:.1f} s" + (f" | tune {mean['tune']:.4f}" if "tune" in mean
+                                            else "")
+              + (f" | no-CV auto {mean['no_cv']:.4f} in {mean['no_cv_seconds']:.1f} s (wall "
+                 f"ratio {mean['seconds'] / mean['no_cv_seconds']:.2f}x)" if "no_cv" in mean
+                 else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 # Every public module and subpackage, in stage order (tests/test_package.py keeps it complete).
 _LAZY = {name: f"lepton.{name}" for name in [
     "errors", "atomic", "core", "data", "datasets", "artifact", "evaluate", "store",
-    "registry", "train", "serve", "client", "testing", "demo", "cli",
+    "registry", "compress", "train", "tune", "serve", "client", "monitor", "retrain", "testing",
+    "demo", "cli",
 ]}
 _LAZY_NAMES = {  # name -> module that defines it
     "Client": "lepton.client",

@@ -36,13 +36,20 @@ class Client:
     """Talks to a Lepton server (or any Open Inference Protocol V2 server for ``infer``)."""
 
     def __init__(self, url: str = "http://127.0.0.1:8000", token: str | None = None,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, ca_bundle: str | None = None) -> None:
+        """``ca_bundle``: a PEM file of the CA certificates an ``https`` server's certificate
+        is checked against (default: the system's); the certificate is always checked."""
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError("Invalid server URL", expected="http://host:port",
                               received=url)
         self.url = f"{parts.scheme}://{parts.netloc}"
         self._https = parts.scheme == "https"
+        self._ssl: Any = None
+        if self._https:
+            import ssl
+
+            self._ssl = ssl.create_default_context(cafile=ca_bundle)
         self._host = parts.hostname
         self._port = parts.port
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -121,6 +128,10 @@ class Client:
         except OSError:
             return False
 
+    def traffic(self) -> dict[str, Any]:
+        """The server's live traffic routing by model (experiments, arms, figures)."""
+        return self._json("GET", "/v1/traffic")
+
     def models(self) -> list[dict[str, Any]]:
         return self._json("GET", "/v1/models")["models"]
 
@@ -170,8 +181,10 @@ class Client:
     def _conn(self) -> HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            cls = HTTPSConnection if self._https else HTTPConnection
-            conn = self._local.conn = cls(self._host, self._port, timeout=self.timeout)
+            conn = self._local.conn = (
+                HTTPSConnection(self._host, self._port, timeout=self.timeout,
+                                context=self._ssl) if self._https
+                else HTTPConnection(self._host, self._port, timeout=self.timeout))
         return conn
 
 

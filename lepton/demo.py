@@ -111,6 +111,7 @@ def train_mnist(out: Path, data: tuple, epochs: int = 3, seed: int = SEED,
     import torch
 
     from lepton.artifact.predictor import Predictor
+    from lepton.artifact.save import write_reference
     from lepton.atomic import atomic_directory
     from lepton.core.optimizers import Adam
     from lepton.evaluate.report import evaluate_outputs, save_report
@@ -146,9 +147,29 @@ def train_mnist(out: Path, data: tuple, epochs: int = 3, seed: int = SEED,
     artifact = out / "model"
     with atomic_directory(artifact) as tmp:
         model.save(tmp, metadata=metadata)
+        write_reference(tmp, training_reference(model, x_train, metrics))  # for lepton monitor
         save_report(tmp / "report.html", "Lepton demo: MNIST CNN", metrics, figures, info)
     return DemoResult(artifact, artifact / "report.html", accuracy, EVAL_PRECISION,
                       time.perf_counter() - started, history)
+
+
+def training_reference(model: Any, x_train: np.ndarray, metrics: dict[str, Any],
+                       rows: int = 5000) -> dict[str, Any]:
+    """The artifact's reference profile (``lepton.artifact.reference``): per-channel image
+    statistics and the predictions on a sample of the training digits, and the test
+    metrics, so ``lepton monitor mnist`` can tell when served digits stop looking like
+    these."""
+    from lepton.artifact.predictor import Predictor
+    from lepton.artifact.reference import reference_for
+
+    idx = np.sort(np.random.default_rng(SEED).permutation(len(x_train))[:rows])
+    sample = np.asarray(x_train[idx], dtype=np.float32)
+    outputs = Predictor(model, {"task": "multiclass", "labels": LABELS}).forward(sample)
+    names = (list(getattr(model, "input_names", None) or []) or ["input_1"],
+             list(getattr(model, "output_names", None) or []) or ["output_1"])
+    return reference_for(sample, outputs, input_name=names[0][0], output_name=names[1][0],
+                         task="multiclass", labels=LABELS,
+                         metrics={"accuracy": float(metrics["accuracy"])})
 
 
 def png_base64(image: np.ndarray) -> str:

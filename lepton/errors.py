@@ -123,6 +123,7 @@ OPTIONAL_MODULES: dict[str, str] = {
     **dict.fromkeys(["fastapi", "starlette", "uvicorn", "uvloop", "httptools", "orjson",
                      "prometheus_client", "xxhash", "simdjson", "fastapi_offline"], "serve"),
     "psycopg": "postgres",
+    "cryptography": "monitor",
     "optuna": "tune",
     "onnx": "compress",
     "onnxruntime": "compress",

@@ -13,3 +13,10 @@ from lepton.core import __all__  # noqa: F401
 for _name in ("activations", "callbacks", "layers", "losses", "metrics", "models", "optimizers",
               "utils"):
     sys.modules[f"{__name__}.{_name}"] = getattr(_core, _name)
+
+import lepton.core.applications as _applications  # noqa: E402 - after the core aliases
+
+sys.modules[f"{__name__}.applications"] = _applications
+for _name in ("mobilenet_v2", "resnet", "vgg16"):
+    sys.modules[f"{__name__}.applications.{_name}"] = getattr(_applications, _name)
+applications = _applications

@@ -45,11 +45,11 @@ def write_table(frame: pd.DataFrame, out: Path) -> Path:
 
 
 def predict_path(model_dir: str | Path, data: str | Path, out: str | Path,
-                 keep_columns: bool = False) -> tuple[int, Path]:
+                 keep_columns: bool = False, runtime: str | None = None) -> tuple[int, Path]:
     """Predict every row (or image) of ``data``; returns (count, output path)."""
     from lepton.artifact.predictor import Predictor
 
-    predictor = Predictor.from_artifact(model_dir)
+    predictor = Predictor.from_artifact(model_dir, runtime=runtime)
     data = Path(data)
     if source_kind(data) == "images":
         if predictor.kind != "image":

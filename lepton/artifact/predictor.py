@@ -53,9 +53,16 @@ class Predictor:
             model.eval()
 
     @classmethod
-    def from_artifact(cls, path: str | Path) -> Predictor:
+    def from_artifact(cls, path: str | Path, runtime: str | None = None) -> Predictor:
+        """The artifact's model on its own runtime, or on ``runtime`` (torch, onnxruntime)."""
+        from lepton.artifact.manifest import read_manifest
         from lepton.core import load_model
 
+        if (runtime or read_manifest(path).runtime["name"]) != "torch":
+            from lepton.artifact.runtimes import open_runtime
+
+            runner = open_runtime(path, runtime=runtime)
+            return cls(runner.module, runner.metadata, Path(path))
         model = load_model(path)
         return cls(model, getattr(model, "metadata", None) or {}, Path(path))
 

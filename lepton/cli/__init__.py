@@ -17,12 +17,17 @@ import sys
 COMMANDS: dict[str, str] = {
     "demo": "lepton.cli.demo",
     "train": "lepton.cli.train",
+    "tune": "lepton.cli.tune",
     "evaluate": "lepton.cli.evaluate",
     "predict": "lepton.cli.predict",
+    "compress": "lepton.cli.compress",
     "models": "lepton.cli.models",
     "feedback": "lepton.cli.feedback",
     "serve": "lepton.cli.serve",
     "bench": "lepton.cli.bench",
+    "monitor": "lepton.cli.monitor",
+    "retrain": "lepton.cli.retrain",
+    "traffic": "lepton.cli.traffic",
 }
 
 

@@ -61,7 +61,8 @@ def _bench(url: str, model: str | None, token: str | None, args: argparse.Namesp
     before = loadgen.batch_histogram(_metrics(client))
     result = loadgen.measure(f"{url}/v2/models/{model}/infer", body, headers,
                              concurrency=args.concurrency, duration_s=args.duration)
-    after = loadgen.batch_histogram(_metrics(client))
+    scraped = _metrics(client)
+    after = loadgen.batch_histogram(scraped)
     r = result.as_dict()
     kind = "binary" if args.binary else "JSON"
     print(f"{model} @ {url}: {args.concurrency} clients, {args.rows} row(s)/request, {kind}, "
@@ -75,7 +76,46 @@ def _bench(url: str, model: str | None, token: str | None, args: argparse.Namesp
         print("  server batch sizes (rows per batch):")
         for label, n in rows:
             print(f"    {label:>6}  {n:>8}  {'#' * max(1, round(40 * n / total))}")
+    for line in _resources(scraped, model):
+        print(line)
     return 0 if not r["errors"] else 1
+
+
+def _resources(text: str, model: str) -> list[str]:
+    """The server's own resource and cost figures for ``model`` (one line per version)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    per: dict[str, dict[str, float]] = {}
+    process: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if not labels:
+                process[sample.name] = sample.value
+            elif labels.get("model") == model and sample.name.startswith(("lepton_model_",
+                                                                          "lepton_cost_")):
+                key = sample.name + (f"_{labels['basis']}" if "basis" in labels else "")
+                per.setdefault(labels.get("version", ""), {})[key] = sample.value
+    lines = []
+    if process:
+        lines.append(f"  server process (the replica that answered /metrics): "
+                     f"{process.get('lepton_process_cpu_seconds', 0):.1f} CPU s, "
+                     f"RSS now {process.get('lepton_resident_memory_bytes', 0) / 2**20:.0f} MiB, "
+                     f"replicas {process.get('lepton_replicas', 1):g}")
+    for version, m in sorted(per.items()):
+        if not m.get("lepton_model_predictions"):
+            continue
+        lines.append(
+            f"  {model}:{version or '-'}  CPU {m.get('lepton_model_cpu_seconds', 0):.2f} s  "
+            f"busy {m.get('lepton_model_busy_seconds', 0):.2f} s  "
+            f"RSS at load {m.get('lepton_model_memory_at_load_bytes', 0) / 2**20:.0f} MiB  "
+            f"queue wait {m.get('lepton_model_queue_wait_seconds', 0) * 1000:.2f} ms  "
+            + (f"CUDA {m['lepton_model_cuda_memory_at_load_bytes'] / 2**20:.0f} MiB  "
+               if "lepton_model_cuda_memory_at_load_bytes" in m else "")
+            + f"cost/1k predictions: allocation "
+            f"{m.get('lepton_cost_per_1k_predictions_allocation', 0):.6f}, usage "
+            f"{m.get('lepton_cost_per_1k_predictions_usage', 0):.6f}")
+    return lines
 
 
 def _metrics(client) -> str:

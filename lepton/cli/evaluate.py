@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(its test/ split when it has one)")
     parser.add_argument("--json", action="store_true", help="print one JSON object of metrics")
     parser.add_argument("--report", metavar="FILE", help="also write an HTML report here")
+    parser.add_argument("--runtime", choices=["torch", "onnxruntime"], default=None,
+                        help="run on this runtime instead of the one the artifact names")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = lambda msg, *_a, **_k: print(f"warning: {msg}", file=sys.stderr)
-        metrics = evaluate_path(args.model, args.data, report=args.report)
+        metrics = evaluate_path(args.model, args.data, report=args.report,
+                                runtime=args.runtime)
     scalars = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
     if args.json:
         print(json.dumps({**scalars, "confusion_matrix": metrics.get("confusion_matrix")}))

@@ -59,8 +59,16 @@ def run(args: argparse.Namespace) -> int:
 
     store = Store.open()
     if args.action == "add":
-        record = store.add_feedback(args.prediction_id, label=_parse_label(args.label),
-                                    rating=args.rating, key=args.key)
+        from lepton.errors import NotFoundError
+        from lepton.store._monitor import add_feedback_counted
+
+        record = add_feedback_counted(store, args.prediction_id, label=_parse_label(args.label),
+                                      rating=args.rating, key=args.key)
+        if record is None:  # counted for lepton monitor's report, and still an error here
+            raise NotFoundError("No prediction with this id (counted as unknown-id feedback)",
+                                received=repr(args.prediction_id)[:140],
+                                fix="use an id a prediction returned (lepton feedback export "
+                                    "lists those with feedback)")
         state = "recorded" if record["created"] else "already recorded"
         print(f"feedback {record['id']} on {record['prediction_id']}: {state}")
         return 0

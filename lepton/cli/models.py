@@ -68,6 +68,22 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
+def _run_cost(reg: Any, version: dict[str, Any]) -> float | None:
+    """The training run's cost (``cost_usd`` on its run record), if it was recorded."""
+    from lepton.errors import NotFoundError
+
+    if not version.get("run_id"):
+        return None
+    try:
+        return reg.store.get_run(version["run_id"]).get("cost_usd")
+    except NotFoundError:  # the run was deleted; the version stays
+        return None
+
+
+def _cost_text(cost: float | None) -> str:
+    return "" if cost is None else f"${cost:.6f}"
+
+
 def _version_line(v: dict[str, Any]) -> dict[str, Any]:
     metrics = v.get("metrics") or {}
     shown = ", ".join(f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
@@ -103,15 +119,18 @@ def run(args: argparse.Namespace) -> int:
         name, version, alias = parse_ref(args.ref)
         if version is None and alias is None:
             info: Any = {"name": name, "aliases": reg.aliases(name),
-                         "versions": reg.list_versions(name)}
+                         "versions": [{**v, "training_cost_usd": _run_cost(reg, v)}
+                                      for v in reg.list_versions(name)]}
             if args.json:
                 _print_json(info)
             else:
                 print(f"model {name}")
-                _table([_version_line(v) for v in info["versions"]],
-                       ["version", "aliases", "metrics", "created_at", "created_by"])
+                _table([{**_version_line(v), "cost": _cost_text(v["training_cost_usd"])}
+                        for v in info["versions"]],
+                       ["version", "aliases", "metrics", "cost", "created_at", "created_by"])
         else:
-            _print_json(reg.resolve(args.ref))
+            entry = reg.resolve(args.ref)
+            _print_json({**entry, "training_cost_usd": _run_cost(reg, entry)})
     elif action == "promote":
         name, version, _ = parse_ref(args.ref)
         if version is None:

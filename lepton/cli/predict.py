@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to write predictions (.csv, .tsv, .parquet or .jsonl)")
     parser.add_argument("--keep-columns", action="store_true",
                         help="copy the input columns into the output (tables)")
+    parser.add_argument("--runtime", choices=["torch", "onnxruntime"], default=None,
+                        help="run on this runtime instead of the one the artifact names")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = lambda msg, *_a, **_k: print(f"warning: {msg}", file=sys.stderr)
-        n, out = predict_path(args.model, args.data, args.out, keep_columns=args.keep_columns)
+        n, out = predict_path(args.model, args.data, args.out, keep_columns=args.keep_columns,
+                              runtime=args.runtime)
     print(f"{n} predictions written to {out}")
     return 0

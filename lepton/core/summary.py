@@ -1,11 +1,13 @@
 """``model.summary()``: layers, output shapes (channels-last, as users think of them),
-parameter counts, and what Lepton did on its own (e.g. flattening before a Dense)."""
+parameter counts (trainable and frozen), and what Lepton did on its own (e.g. flattening
+before a Dense)."""
 
 from __future__ import annotations
 
 import io
 from typing import Any
 
+from lepton.core.models.freezing import trainable_count
 from lepton.errors import ConfigError
 
 
@@ -37,7 +39,7 @@ def summarize(model: Any, print_fn: Any = None) -> str:
                                                                           None)),
                       f"{sum(p.numel() for p in layer.parameters()):,}", getattr(layer, "note", ""))
     total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainable = trainable_count(model)  # from the ``trainable`` flags, before compile too
     buffer = io.StringIO()
     console = Console(file=buffer, width=110, force_terminal=False)
     console.print(table)

@@ -54,12 +54,12 @@ def load_labelled(predictor: Any, data: str | Path) -> tuple[Any, Any, dict[str,
 
 
 def evaluate_path(model_dir: str | Path, data: str | Path,
-                  report: str | Path | None = None) -> dict[str, Any]:
+                  report: str | Path | None = None, runtime: str | None = None) -> dict[str, Any]:
     """Metrics of the model at ``model_dir`` on ``data``; optionally an HTML report too."""
     from lepton.artifact.predictor import Predictor
     from lepton.evaluate.report import evaluate_outputs, save_report
 
-    predictor = Predictor.from_artifact(model_dir)
+    predictor = Predictor.from_artifact(model_dir, runtime=runtime)
     x, y, info = load_labelled(predictor, data)
     outputs = predictor.forward(np.asarray(x))
     task = predictor.task_for(outputs)

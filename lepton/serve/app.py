@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lepton.errors import ConfigError
+from lepton.serve import upkeep
 from lepton.serve.asgi import (
     OCTETS,
     Message,
@@ -41,7 +42,9 @@ from lepton.serve.handlers import INFER, PREDICT, Route
 from lepton.serve.metrics import ServeMetrics
 from lepton.serve.models import ModelSource, ModelTable
 from lepton.serve.options import ServeOptions
+from lepton.serve.resources import ResourceCollector
 from lepton.serve.routes import build_api
+from lepton.serve.traffic import REQUEST_ID_HEADER, UNIT_HEADER, Traffic
 
 __all__ = ["LeptonApp", "ModelSource", "ServeOptions"]
 
@@ -63,10 +66,13 @@ class LeptonApp:
         self.store_factory = store_factory
         self.store: Any = None
         self.predlog: Any = None
+        self.background: list[Any] = []  # retention sweep, gauges, alias reload (upkeep)
         self.auth = BearerAuth(self.options.token)
         self.table = ModelTable(self.options)
         self._lookup = self.table.lookup  # bound once: one call per request, no attribute walk
         self.metrics = ServeMetrics(self.table.batchers)
+        self.metrics.add_live(ResourceCollector(self))  # per-model resources and cost
+        self.traffic = Traffic(self)  # experiments: routes by model, swapped by its poll
         self.draining = False
         self.on_load_error: Callable[[], None] | None = None
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="lepton-model")
@@ -91,11 +97,8 @@ class LeptonApp:
             if self.options.log_predictions or self.store_factory is not None:
                 self.store = self._open_store()
                 if self.options.log_predictions and self.store is not None:
-                    from lepton.serve.predlog import PredictionLog
-
-                    self.predlog = PredictionLog(self.store,
-                                                 sample_inputs=self.options.sample_inputs,
-                                                 on_drop=self.metrics.predlog_dropped.inc)
+                    self.predlog = upkeep.prediction_log(self)
+            self.background = upkeep.start(self)
         except Exception as exc:  # noqa: BLE001 - reported by readiness and the log
             self.table.load_error = str(exc)
             log.error("lepton serve: could not load the models: %s", exc)
@@ -146,6 +149,8 @@ class LeptonApp:
             await batcher.drain(self.options.drain_s)
         for _, _, batcher in list(self.table.batchers()):
             batcher.close()
+        await asyncio.get_running_loop().run_in_executor(None, upkeep.stop, self.background)
+        self.traffic.close()
         if self.predlog is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.predlog.close)
         if self.store is not None and self.store_factory is None:
@@ -170,7 +175,7 @@ class LeptonApp:
             await send_body(send, 200 if ok else 503,
                             b'{"ready":true}' if ok else b'{"ready":false}')
             return
-        authorization = length = header_length = None
+        authorization = length = header_length = unit = request_id = None
         for key, value in scope["headers"]:
             if key == b"authorization":
                 authorization = value
@@ -178,6 +183,10 @@ class LeptonApp:
                 length = value
             elif key == b"inference-header-content-length":
                 header_length = value
+            elif key == UNIT_HEADER:
+                unit = value
+            elif key == REQUEST_ID_HEADER:
+                request_id = value
         if not self.auth.allows(path, authorization):
             await send_error(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
             return
@@ -195,22 +204,37 @@ class LeptonApp:
             if len(parts) in (5, 7) and parts[1] == "v2" and parts[2] == "models" \
                     and parts[-1] == "infer" and (len(parts) == 5 or parts[4] == "versions"):
                 await self._handle(send, INFER, parts[3], parts[5] if len(parts) == 7 else None,
-                                   body, header_length)
+                                   body, header_length, unit or request_id)
                 return
             if len(parts) == 5 and parts[1] == "v1" and parts[2] == "models" \
                     and parts[4] == "predict":
-                await self._handle(send, PREDICT, parts[3], None, body, header_length)
+                await self._handle(send, PREDICT, parts[3], None, body, header_length,
+                                   unit or request_id)
                 return
+        elif path == "/v1/traffic":  # the live routing, for `lepton traffic show --url`
+            await send_body(send, 200, self.traffic.describe())
+            return
         await self.api(scope, receive if body is None else replay(body, receive), send)
 
     async def _handle(self, send: Send, route: Route, name: str, version: str | None,
-                      body: bytes, header_length: bytes | None) -> None:
-        """Every hot route: lookup, decode, batch, encode, log, answer; errors as JSON."""
+                      body: bytes, header_length: bytes | None,
+                      unit: bytes | None = None) -> None:
+        """Every hot route: lookup (or the model's traffic experiment), decode, batch, encode,
+        log, answer; errors as JSON."""
         started = time.perf_counter()
         code = 200
         labels = NO_LABELS
+        router = self.traffic.routes.get(name) if version is None else None
+        arm = None
         try:
-            served = self._lookup(name, version)
+            if router is None:
+                served = self._lookup(name, version)
+                headers = served.headers
+            else:
+                index, bucket = router.pick(unit)
+                arm = router.arms[index]
+                served = arm.served
+                headers = served.headers + arm.headers
             labels = served.labels
             batcher, item, rows, request = route.decode(served, body, header_length)
             outputs = await batcher.submit(item)
@@ -220,15 +244,25 @@ class LeptonApp:
             latency = time.perf_counter() - started
             if self.predlog is not None:
                 self.predlog.add(ids, name, served.registry_version, item, logged,
-                                 latency * 1000.0)
+                                 latency * 1000.0, assignment=None if arm is None or router
+                                 is None else (router.experiment, arm.name, bucket))
             if json_size is None:
-                await send_body(send, 200, payload)
+                await send_body(send, 200, payload, headers)
             else:
-                await send_body(send, 200, payload, [(b"inference-header-content-length",
-                                                      str(json_size).encode())], OCTETS)
+                await send_body(send, 200, payload, [*headers, (
+                    b"inference-header-content-length", str(json_size).encode())], OCTETS)
+            if router is not None:
+                router.mirror(index, batcher is served.records, item, outputs)
         except Exception as exc:  # noqa: BLE001 - every error becomes a clean JSON body
             code = await send_exception(send, exc)
             latency = time.perf_counter() - started
+            if self.predlog is not None and labels is not NO_LABELS:
+                self.predlog.error(name, served.registry_version)  # the sketches' error rate
+        if arm is not None:
+            stats = arm.stats
+            stats.requests += 1
+            stats.errors += code >= 500
+            stats.latencies.append(latency)
         self.metrics.observe_request(*labels, route.name, code, latency)
 
     def new_ids(self, rows: int) -> list[str]:

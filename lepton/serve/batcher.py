@@ -78,6 +78,7 @@ class BatchStats:
     items: int = 0
     rejected: int = 0
     timed_out: int = 0
+    wait_s: float = 0.0  # summed over items: arrival to the start of their batch
     batch_sizes: collections.Counter = field(default_factory=collections.Counter)
 
 
@@ -204,6 +205,7 @@ class Batcher:
                 continue
             self._busy = True
             started = time.perf_counter()
+            self.stats.wait_s += sum(started - p.arrived for p in batch)
             try:
                 results = await loop.run_in_executor(self._executor, self._call, batch)
             finally:

@@ -52,6 +52,43 @@ class _QueueCollector:
         yield inflight
 
 
+class MonitorGauges:
+    """``lepton_drift_score{model,version,feature,method}`` and ``lepton_feedback_accuracy``
+    from the newest report ``lepton monitor`` stored for each served model. ``refresh`` (a
+    background thread, every 30 s) reads the store; a scrape only reads that copy, and no
+    request computes anything. A model never monitored has no series."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, dict[str, Any]] = {}
+
+    def refresh(self, store: Any, models: Iterable[str]) -> None:
+        from lepton.store._monitor import latest_scores
+
+        latest = {}
+        for name in models:
+            found = latest_scores(store, name)
+            if found is not None:
+                latest[name] = found
+        self._latest = latest  # one assignment: a scrape sees the old copy or the new
+
+    def collect(self):
+        drift = GaugeMetricFamily("lepton_drift_score",
+                                  "Drift score of a feature in the newest monitor report "
+                                  "(p-value statistic or distance, by method)",
+                                  labels=["model", "version", "feature", "method"])
+        accuracy = GaugeMetricFamily("lepton_feedback_accuracy",
+                                     "Accuracy on feedback labels in the newest monitor report",
+                                     labels=["model", "version"])
+        for name, found in self._latest.items():
+            version = "" if found["version"] is None else str(found["version"])
+            for feature, method, score in found["scores"]:
+                drift.add_metric([name, version, feature, method], score)
+            if found["accuracy"] is not None:
+                accuracy.add_metric([name, version], found["accuracy"])
+        yield drift
+        yield accuracy
+
+
 class ServeMetrics:
     """The server's metrics, registered in a private registry."""
 
@@ -75,12 +112,34 @@ class ServeMetrics:
         self.predlog_dropped = Counter("lepton_predlog_dropped",
                                        "Prediction-log rows dropped because the log was full",
                                        registry=self.registry)
+        self.shadow_rows = Counter("lepton_shadow_rows",
+                                   "Rows mirrored to a shadow (or a canary's champion) by "
+                                   "outcome: agree, disagree, error", ["model", "version",
+                                                                       "outcome"],
+                                   registry=self.registry)
+        self.shadow_score_diff = Counter("lepton_shadow_score_diff",
+                                         "Summed largest score change between the answer and "
+                                         "the mirrored version's (over rows: the mean)",
+                                         ["model", "version"], registry=self.registry)
+        self.shadow_latency = Histogram("lepton_shadow_latency_seconds",
+                                        "From the answer to the mirrored version's answer",
+                                        ["model", "version"], buckets=LATENCY_BUCKETS,
+                                        registry=self.registry)
         self._live = _QueueCollector(batchers)
+        self.monitor = MonitorGauges()
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.registry.register(self.monitor)  # read from the store: alike in every worker
         if not self.multiprocess:
             self.registry.register(self._live)
             ProcessCollector(registry=self.registry)
         self._children: dict[tuple, Any] = {}
+        self._process: list[Any] = []  # per-process collectors (resources, cost): add_live
+
+    def add_live(self, collector: Any) -> None:
+        """A collector read at scrape time that describes this process (in every mode)."""
+        self._process.append(collector)
+        if not self.multiprocess:
+            self.registry.register(collector)
 
     def observe_request(self, model: str, version: str, route: str, code: int,
                         seconds: float | None) -> None:
@@ -106,6 +165,27 @@ class ServeMetrics:
 
         return observe
 
+    def shadow_observer(self, model: str, version: str
+                        ) -> Callable[[int, int, float, float, int], None]:
+        """The observer a ``shadow.Mirror`` of ``model``/``version`` reports to."""
+        agree, disagree = (self.shadow_rows.labels(model, version, o) for o in
+                           ("agree", "disagree"))
+        errors = self.shadow_rows.labels(model, version, "error")
+        diff = self.shadow_score_diff.labels(model, version)
+        latency = self.shadow_latency.labels(model, version)
+
+        def observe(agreed: int, rows: int, score_diff: float, seconds: float,
+                    failed: int) -> None:
+            if failed:
+                errors.inc(failed)
+                return
+            agree.inc(agreed)
+            disagree.inc(rows - agreed)
+            diff.inc(score_diff)
+            latency.observe(seconds)
+
+        return observe
+
     def render(self) -> bytes:
         if not self.multiprocess:
             return generate_latest(self.registry)
@@ -114,5 +194,8 @@ class ServeMetrics:
         scrape = CollectorRegistry()
         multiprocess.MultiProcessCollector(scrape)
         scrape.register(self._live)
+        scrape.register(self.monitor)
+        for collector in self._process:
+            scrape.register(collector)
         ProcessCollector(registry=scrape)
         return generate_latest(scrape)

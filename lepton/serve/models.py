@@ -21,8 +21,10 @@ from lepton.artifact.runtimes import Runtime, open_runtime  # the manifest picks
 from lepton.serve.batcher import Batcher
 from lepton.serve.errors import HTTPError, loading
 from lepton.serve.options import ServeOptions, check_name
+from lepton.serve.resources import LoadMeter, ModelUsage
 
 BatchObserver = Callable[[int, float], None]
+VERSION_HEADER = b"lepton-model-version"  # on every answer: which version gave it
 
 
 @dataclass
@@ -35,6 +37,8 @@ class Served:
     meta: bytes = b""
     registry_version: int | None = None
     labels: tuple[str, str] = ("", "")  # (model, version) for the metrics, made once
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # the version header
+    usage: ModelUsage = field(default_factory=ModelUsage)  # resources, for metrics and cost
 
 
 @dataclass
@@ -58,7 +62,16 @@ class ModelSource:
         def load() -> Runtime:
             return open_runtime(path, name=name, version=version)
 
-        return cls(name, load, version=version, extra={"registry_version": registry_version})
+        return cls(name, load, version=version, extra={"registry_version": registry_version,
+                                                       "artifact": path})
+
+    def open(self, options: ServeOptions) -> Runtime:
+        """The runtime; an artifact's gets the server's runtime override and threads."""
+        path = self.extra.get("artifact")
+        if path is None:
+            return self.load()
+        return open_runtime(path, name=self.name, version=self.version,
+                            runtime=options.runtime, threads=options.threads)
 
 
 class ModelTable:
@@ -76,26 +89,32 @@ class ModelTable:
         """Load and warm every source (the first version of a name is its default)."""
         executor.submit(set_threads, self.options.threads).result()
         for source in sources:
-            runner = source.load()
-            runner.warmup(self.options.max_batch_size)
-            self._add(source, runner, executor, observer(source.name, runner.version or ""))
+            with LoadMeter() as meter:  # the memory this model's load and warm-up added
+                runner = source.open(self.options)
+                runner.warmup(self.options.max_batch_size)
+            self._add(source, runner, executor, observer(source.name, runner.version or ""),
+                      meter.fill(ModelUsage()))
         for name, versions in self.models.items():
             for served in versions.values():
                 served.meta = orjson.dumps(self._metadata(name, served.runner))
 
     def _add(self, source: ModelSource, runner: Runtime, executor: Executor,
-             observe: BatchObserver) -> None:
+             observe: BatchObserver, usage: ModelUsage | None = None) -> None:
         opts = self.options
+        usage = usage or ModelUsage()
+        on_batch = usage.observer(observe)
 
         def batcher(fn: Callable[[Any], Any], size_of: Callable[[Any], int]) -> Batcher:
-            return Batcher(fn, max_batch_size=opts.max_batch_size,
+            return Batcher(usage.timed(fn), max_batch_size=opts.max_batch_size,
                            max_latency_ms=opts.max_latency_ms, max_queue=opts.max_queue,
-                           timeout_s=opts.timeout_s, size_of=size_of, on_batch=observe,
+                           timeout_s=opts.timeout_s, size_of=size_of, on_batch=on_batch,
                            executor=executor)
 
         served = Served(runner, batcher(runner.run, _rows),
                         registry_version=source.extra.get("registry_version"),
-                        labels=(source.name, runner.version or ""))
+                        labels=(source.name, runner.version or ""),
+                        headers=[(VERSION_HEADER, runner.version.encode())]
+                        if runner.version else [], usage=usage)
         predictor = _predictor(runner)
         if predictor is not None:
             served.records = batcher(_records_fn(predictor), len)

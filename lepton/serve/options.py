@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from lepton.errors import ConfigError
 from lepton.serve.auth import check_token
 
+RUNTIME_CHOICES = ("torch", "onnxruntime")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -89,14 +91,30 @@ class ServeOptions:
     timeout_s: float = _setting(30.0, "--timeout", above=0)
     drain_s: float = _setting(30.0, "--drain", at_least=0)
     log_predictions: bool = _setting(True, "--no-log")
-    sample_inputs: bool = _setting(False, "--log-inputs")
+    sample_inputs: float = _setting(0.0, "--log-inputs", at_least=0, at_most=1)  # share kept
+    # input columns or tensors hashed ("name") or dropped ("name:drop") before any write
+    redact: tuple[str, ...] = ()
+    log_retention_s: float = _setting(0.0, "--log-retention", at_least=0)  # 0: kept forever
+    reload_s: float = _setting(0.0, "--reload", at_least=0)  # alias check period; 0: never
+    sketches: bool = _setting(True, "--no-sketches")  # per-window input sketches, with the log
     threads: int = _setting(1, "--threads", at_least=1)
+    # each artifact's own runtime unless set ("torch" or "onnxruntime", where it has the files)
+    runtime: str | None = None
     # workers sharing a port: only loaded ones accept (set for worker processes, not a flag)
     load_before_listen: bool = _setting(False)
 
     def __post_init__(self) -> None:
         check_token(self.token)
         check_settings(self)
+        self.redact = tuple(self.redact or ())
+        if self.redact:
+            from lepton.serve.predlog import parse_redact
+
+            parse_redact(self.redact)
+        if self.runtime is not None and self.runtime not in RUNTIME_CHOICES:
+            raise ConfigError("Invalid server setting 'runtime'", expected=list(RUNTIME_CHOICES),
+                              received=repr(self.runtime)[:80],
+                              fix="lepton serve --runtime torch or --runtime onnxruntime")
 
 
 @dataclass
@@ -107,6 +125,7 @@ class ModelRef:
     path: str
     version: str | None = None
     registry_version: int | None = None
+    alias: str | None = None  # "name@production" when served by alias (--reload follows it)
 
 
 @dataclass
@@ -118,9 +137,19 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = _setting(8000, "--port", at_least=0, at_most=65535)
     workers: int = _setting(1, "--workers", at_least=1)
+    tls_cert: str | None = None  # PEM certificate chain and key: HTTPS (--tls-cert/--tls-key)
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
         check_settings(self)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("TLS needs both a certificate and its key",
+                              expected="--tls-cert FILE and --tls-key FILE",
+                              received=f"cert={self.tls_cert}, key={self.tls_key}")
+        for flag, path in (("--tls-cert", self.tls_cert), ("--tls-key", self.tls_key)):
+            if path is not None and not os.path.isfile(path):
+                raise ConfigError(f"No such file for {flag}", expected="a PEM file",
+                                  received=path, fix="pass the path of an existing file")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -130,4 +159,5 @@ class ServerConfig:
         raw = json.loads(text)
         return cls(models=[ModelRef(**m) for m in raw["models"]],
                    options=ServeOptions(**raw["options"]),
-                   **{k: raw[k] for k in ("host", "port", "workers")})
+                   **{k: raw[k] for k in ("host", "port", "workers", "tls_cert", "tls_key")
+                      if k in raw})

@@ -133,8 +133,14 @@ def build_api(server: Server) -> FastAPI:
                                    "Fix: start it without --no-log"}, 503)
         if server.predlog is not None:
             server.predlog.flush()  # the prediction may still be in the write buffer
-        record = server.store.add_feedback(body.id, label=body.label, rating=body.rating,
-                                           key=body.key)
+        from lepton.store._monitor import add_feedback_counted
+
+        record = add_feedback_counted(server.store, body.id, label=body.label,
+                                      rating=body.rating, key=body.key)
+        if record is None:  # counted, for lepton monitor's report
+            return _json({"error": f"No such prediction: {body.id[:128]!r} (counted as "
+                                   "feedback for an unknown id). Fix: send the id a "
+                                   "prediction returned"}, 404)
         return _json({"id": body.id, "key": record["key"], "created": record["created"],
                       "time": record.get("time")})
 

@@ -69,13 +69,16 @@ def _from_registry(spec: str) -> ModelRef:
                             fix="pass the path of a saved model") from None
     entry = Registry(Store.open()).resolve(spec)
     return ModelRef(name=entry["name"], path=str(entry["path"]),
-                    version=str(entry["version"]), registry_version=int(entry["version"]))
+                    version=str(entry["version"]), registry_version=int(entry["version"]),
+                    alias=spec if "@" in spec else None)
 
 
 def build_app(config: ServerConfig, *,
               store_factory: Callable[[], Any] | None = None) -> LeptonApp:
     sources = [ModelSource.from_artifact(m.path, m.name, m.version, m.registry_version)
                for m in config.models]
+    for source, ref in zip(sources, config.models, strict=True):
+        source.extra["alias"] = ref.alias  # followed by --reload
     return LeptonApp(sources, config.options, store_factory=store_factory)
 
 
@@ -128,6 +131,8 @@ def uvicorn_kwargs(config: ServerConfig) -> dict[str, Any]:
                               "timeout_graceful_shutdown": config.options.drain_s,
                               "server_header": False, "timeout_keep_alive": 30,
                               "proxy_headers": False, "ws": "none", "http": http_protocol()}
+    if config.tls_cert is not None:  # HTTPS: uvicorn's own ssl settings
+        kwargs.update(ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key)
     try:
         import uvloop  # noqa: F401
         kwargs["loop"] = "uvloop"
@@ -154,10 +159,12 @@ def serve(config: ServerConfig) -> int:
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
         return 0
-    return run_app(build_app(config), config.host, config.port)
+    return run_app(build_app(config), config.host, config.port, tls=(config.tls_cert,
+                                                                       config.tls_key))
 
 
-def run_app(app: LeptonApp, host: str = "127.0.0.1", port: int = 8000) -> int:
+def run_app(app: LeptonApp, host: str = "127.0.0.1", port: int = 8000,
+            tls: tuple[str | None, str | None] = (None, None)) -> int:
     """Serve one app in this process (main thread) until a signal; 0 after a clean drain."""
     import uvicorn
 
@@ -168,7 +175,8 @@ def run_app(app: LeptonApp, host: str = "127.0.0.1", port: int = 8000) -> int:
             app.begin_drain()
             super().handle_exit(sig, frame)
 
-    config = ServerConfig(models=[], options=app.options, host=host, port=port)
+    config = ServerConfig(models=[], options=app.options, host=host, port=port,
+                          tls_cert=tls[0], tls_key=tls[1])
     server = Server(uvicorn.Config(app, **uvicorn_kwargs(config)))
     app.on_load_error = lambda: setattr(server, "should_exit", True)
     # uvicorn re-raises the signal that stopped it once it has drained; a no-op handler
@@ -186,12 +194,14 @@ class BackgroundServer:
             lepton.Client(url).predict("mnist", images)
     """
 
-    def __init__(self, app: LeptonApp, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: LeptonApp, host: str = "127.0.0.1", port: int = 0, *,
+                 tls_cert: str | None = None, tls_key: str | None = None) -> None:
         check_bind(host, app.options.token)
         self.app = app
         self.host = host
         self.port = port or _free_port(host)
-        self.url = f"http://{host}:{self.port}"
+        self.tls = (tls_cert, tls_key)
+        self.url = f"{'https' if tls_cert else 'http'}://{host}:{self.port}"
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -202,7 +212,7 @@ class BackgroundServer:
         import uvicorn
 
         config = ServerConfig(models=[], options=self.app.options, host=self.host,
-                              port=self.port)
+                              port=self.port, tls_cert=self.tls[0], tls_key=self.tls[1])
         self._server = uvicorn.Server(uvicorn.Config(self.app, **uvicorn_kwargs(config)))
         self._thread = threading.Thread(target=self._server.run, name="lepton-serve",
                                         daemon=True)

@@ -29,7 +29,7 @@ from lepton.errors import ConfigError, require
 
 BUSY_TIMEOUT_S = 30.0
 RETRY_DEADLINE_S = 120.0
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0003"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x4C455054  # "LEPT": one advisory lock id for schema upgrades
 _RETRY_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock n/a

@@ -116,3 +116,99 @@ feedback = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_feedback_prediction_id", "prediction_id"),
 )
+
+# -- monitoring and retraining (migration 0002) ------------------------------------------------
+monitor_reports = Table(
+    "monitor_reports", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer),
+    Column("created_at", Float, nullable=False),
+    Column("window_start", Float),
+    Column("window_end", Float),
+    Column("rows", Integer, nullable=False),
+    Column("drifted", Integer, nullable=False),  # how many features drifted
+    Column("report", Text, nullable=False),
+    Index("ix_monitor_reports_model_created_at", "model", "created_at"),
+)
+
+drift_scores = Table(
+    "drift_scores", metadata,
+    Column("report_id", String(32), ForeignKey("monitor_reports.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("feature", String(256), primary_key=True),
+    Column("method", String(32), primary_key=True),
+    Column("score", Float),
+    Column("threshold", Float),
+    Column("drifted", Integer, nullable=False),
+)
+
+prediction_sketches = Table(  # per-window folds of served inputs/outputs, written by the server
+    "prediction_sketches", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer),
+    Column("window_start", Float, nullable=False),
+    Column("window_end", Float, nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("sketch", Text, nullable=False),
+    Index("ix_prediction_sketches_model_end", "model", "window_end"),
+)
+
+retrain_decisions = Table(  # beside alias_history: why a challenger was or was not promoted
+    "retrain_decisions", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model", String(128), nullable=False),
+    Column("champion_version", Integer),
+    Column("challenger_version", Integer),
+    Column("created_at", Float, nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("promoted", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("record", Text, nullable=False),
+    Index("ix_retrain_decisions_model_created_at", "model", "created_at"),
+)
+
+feedback_unknown = Table(  # feedback naming no logged prediction: counted, not kept
+    "feedback_unknown", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("prediction_id", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# -- traffic experiments (migration 0003) ----------------------------------------------------
+traffic_experiments = Table(  # one row per experiment; `revision` grows with every change
+    "traffic_experiments", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),  # split, canary, shadow
+    Column("state", String(16), nullable=False),  # running, paused, aborted, rolled_back, promoted
+    Column("revision", Integer, nullable=False),
+    Column("spec", Text, nullable=False),  # arms, weights, shadow, canary settings and step
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+    Index("ix_traffic_experiments_model_created_at", "model", "created_at"),
+)
+
+traffic_decisions = Table(  # what the canary decided, and on which evidence
+    "traffic_decisions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("experiment_id", String(32),
+           ForeignKey("traffic_experiments.id", ondelete="CASCADE"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("action", String(16), nullable=False),  # hold, advance, rollback, promote
+    Column("reason", Text, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Index("ix_traffic_decisions_experiment_at", "experiment_id", "at"),
+)
+
+traffic_assignments = Table(  # which experiment arm answered a logged prediction
+    "traffic_assignments", metadata,
+    Column("prediction_id", String(128), primary_key=True),
+    Column("experiment", String(128), nullable=False),
+    Column("arm", String(128), nullable=False),
+    Column("bucket", Integer, nullable=False),
+)

@@ -54,14 +54,20 @@ def log_metrics(run_id: str | None, metrics: dict[str, Any], step: int) -> None:
         _safely("log metrics", lambda: _store().log_metrics(run_id, _finite(metrics), step))
 
 
-def end_run(run_id: str | None, metrics: dict[str, Any] | None) -> None:
-    """Log the final metrics and close the run (failed when ``metrics`` is None)."""
+def end_run(run_id: str | None, metrics: dict[str, Any] | None,
+            cost: dict[str, float] | None = None) -> None:
+    """Log the final metrics and close the run (failed when ``metrics`` is None); ``cost``
+    (``lepton.store.prices.training_cost``) goes in the run's ``cost_usd`` and, item by item,
+    in its metrics."""
     if not run_id:
         return
     if metrics is not None:
         log_metrics(run_id, {f"test_{k}": v for k, v in metrics.items()}, 0)
+    if cost is not None:
+        log_metrics(run_id, cost, 0)
     _safely("close the run",
-            lambda: _store().end_run(run_id, "finished" if metrics is not None else "failed"))
+            lambda: _store().end_run(run_id, "finished" if metrics is not None else "failed",
+                                     cost_usd=None if cost is None else cost["cost_usd"]))
 
 
 def register(path: Path, name: str | None, run_id: str | None = None) -> dict | None:

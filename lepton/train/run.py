@@ -76,6 +76,8 @@ def _lbfgs(prepared: Any, plan: Any, cw: dict | None) -> Any:
     weights = sample_weights(prepared.y_train, cw)
     mean_weight = 1.0 if weights is None else float(weights.mean())
     decay = float(plan.options.get("l2", 1.0)) * mean_weight / len(prepared.y_train)
+    if prepared.task == "binary":  # two softmax columns hold half the norm of their one
+        decay *= 2  # logit difference: doubled, the penalty equals scikit-learn's binary one
     return optimizers.LBFGS(max_iter=int(plan.options.get("max_iter", 500)),
                             tolerance_grad=1e-6, weight_decay=decay)
 
@@ -129,12 +131,13 @@ def _callbacks(plan: Any, time_limit: float | None, on_epoch: Callable | None,
 
 
 def _fit(prepared: Any, plan: Any, seed: int, time_limit: float | None, verbose: Any,
-         on_epoch: Callable) -> tuple[Any, dict[str, list[float]]]:
+         on_epoch: Callable, extra_callbacks: tuple = ()) -> tuple[Any, dict[str, list[float]]]:
     """Build the plan's model and train it through ``fit`` (mini-batches with early stopping,
-    or one full-batch L-BFGS step for a linear model); returns (model, history)."""
+    or one full-batch L-BFGS step for a linear model); returns (model, history).
+    ``extra_callbacks`` run after the plan's own (``lepton tune``'s pruning callback)."""
     import torch
 
-    from lepton.core.training.strategy import Strategy
+    from lepton.core.training.distributed import default_strategy
     from lepton.data.split import class_weights
     from lepton.train.presets import get_preset
     from lepton.train.stream import BatchStream, sample_weights
@@ -150,7 +153,7 @@ def _fit(prepared: Any, plan: Any, seed: int, time_limit: float | None, verbose:
     full_batch = _full_batch(prepared, plan)
     # small dense models train on one thread: it beats two (no sync per tiny matmul, no
     # collapse when another process holds the other core); convolutions keep every core
-    strategy = Strategy(threads=None if prepared.kind == "image" else 1)
+    strategy = default_strategy(threads=None if prepared.kind == "image" else 1)  # torchrun: DDP
     if full_batch:  # float32: the line search needs exact losses
         _compile(net, prepared.task, plan.learning_rate, optimizer=_lbfgs(prepared, plan, cw),
                  precision="32", strategy=strategy)
@@ -159,6 +162,7 @@ def _fit(prepared: Any, plan: Any, seed: int, time_limit: float | None, verbose:
     batch_size, epochs = plan.batch_size, plan.epochs
     if full_batch:
         batch_size, epochs = len(prepared.y_train), 1  # one L-BFGS step runs to convergence
+        batch_size = -(-batch_size // strategy.world_size) * strategy.world_size  # global
     if prepared.dense_train is None or plan.augment:
         read = prepared.train_read
         if plan.augment and prepared.kind == "image":
@@ -178,8 +182,9 @@ def _fit(prepared: Any, plan: Any, seed: int, time_limit: float | None, verbose:
                     "batch_size": batch_size, "class_weight": cw, "shuffle": not full_batch}
     history = net.fit(**fit_args, epochs=epochs,
                       validation_data=(prepared.x_val, prepared.y_val), verbose=verbose,
-                      callbacks=_callbacks(plan, time_limit, on_epoch,
-                                           -(-len(prepared.y_train) // batch_size), full_batch),
+                      callbacks=[*_callbacks(plan, time_limit, on_epoch,
+                                             -(-len(prepared.y_train) // batch_size),
+                                             full_batch), *extra_callbacks],
                       seed=seed)
     return net, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
@@ -188,12 +193,15 @@ def train(data: str | Path, target: str | None = None, *, model: str = "auto",
           config: str | Path | dict | None = None, out: str | Path = "model",
           name: str | None = None, epochs: int | None = None, batch_size: int | None = None,
           seed: int | None = None, time_limit: float | None = None, register: bool = True,
-          verbose: Any = 0, log: Callable[[str], None] | None = None) -> TrainResult:
-    """Train a model from a file or image folder; see ``lepton train --help``."""
+          verbose: Any = 0, log: Callable[[str], None] | None = None,
+          weights: str | None = None, image_size: int | None = None) -> TrainResult:
+    """Train a model from a file or image folder; see ``lepton train --help``. ``weights``
+    and ``image_size``: a pretrained backbone's file, the images' size (``train.transfer``)."""
+    from lepton.core.training.distributed import process_rank
     from lepton.data import source_kind
     from lepton.evaluate.metrics import headline
     from lepton.evaluate.report import evaluate_outputs, save_report
-    from lepton.train import record
+    from lepton.train import crossval, record
     from lepton.train.auto import PLAN_SETTINGS, make_plans
     from lepton.train.datasets import data_hash, prepare_images, prepare_table
 
@@ -217,26 +225,49 @@ def train(data: str | Path, target: str | None = None, *, model: str = "auto",
     if kind == "images" and target:
         raise ConfigError("Image folders take their labels from sub-folder names",
                           received=f"--target {target}", fix="drop --target")
+    from lepton.train import transfer
+
+    backbone = transfer.transfer_plan(model_name, data, weights, image_size) \
+        if kind == "images" else None
+    if kind != "images" and (weights or image_size):
+        raise ConfigError("--weights and --image-size are for image folders",
+                          received=f"a {kind} source", fix="drop them")
+    preprocessing = (transfer.image_preprocessing(cfg.get("preprocessing"), backbone, image_size)
+                     if kind == "images" else cfg.get("preprocessing"))
     text_mode = None
-    if model_name != "auto":
+    if model_name != "auto" and backbone is None:
         from lepton.train.presets import PRESETS
 
         text_mode = PRESETS[model_name].text_mode if model_name in PRESETS else None
+    from lepton.store.prices import RunMeter, load_prices
+
+    prices, meter = load_prices(), RunMeter()  # a bad price sheet fails before training
     t0 = time.perf_counter()
-    prepared = (prepare_images(data, cfg.get("preprocessing"), split) if kind == "images"
-                else prepare_table(data, target, cfg.get("preprocessing"), split, text_mode))
+    prepared = (prepare_images(data, preprocessing, split) if kind == "images"
+                else prepare_table(data, target, preprocessing, split, text_mode))
     try:
-        plans = make_plans(model_name, prepared.kind, len(prepared.y_train), overrides)
-        run_id = record.start_run(name or Path(out).name, {
+        if backbone is not None:  # a pretrained backbone, fine-tuned in two stages
+            transfer.use_imagenet_statistics(prepared, log)
+        plans = ([transfer.with_overrides(backbone, overrides)] if backbone is not None
+                 else make_plans(model_name, prepared.kind, len(prepared.y_train), overrides))
+        writer = process_rank() == 0  # under torchrun, rank 0 alone writes and records
+        run_id = None if not writer else record.start_run(name or Path(out).name, {
             "data": str(data), "target": target, "model": model_name,
             "plans": [vars(p) for p in plans]})
         tried = []
         log(f"{prepared.kind} data: {prepared.info.get(ROWS[prepared.kind])} "
             f"(train / val / test), task {prepared.task}")
+        cv_scores = None  # small tables: auto's candidates by k-fold CV (lepton/train/crossval)
+        if crossval.applies(prepared, model_name, plans, int(train_cfg.get("cv_folds", 5))):
+            prepared, plans, cv_scores = crossval.select(
+                prepared, plans, lambda p, pl: _fit(p, pl, int(split.get("seed", 42)), None, 0,
+                                                    lambda _e, _l: None),
+                int(split.get("seed", 42)), int(train_cfg.get("cv_folds", 5)), log)
         for plan in plans:
             log(f"model: {plan.describe()}")
-            candidate, hist = _fit(prepared, plan, int(split.get("seed", 42)), time_limit,
-                                   verbose, lambda e, logs: record.log_metrics(run_id, logs, e))
+            fit = _fit if backbone is None else transfer.fitter(_compile, _callbacks)
+            candidate, hist = fit(prepared, plan, int(split.get("seed", 42)), time_limit,
+                                  verbose, lambda e, logs: record.log_metrics(run_id, logs, e))
             tried.append((min(hist.get("val_loss") or [float("inf")]), plan, candidate, hist))
         _, plan, net, history = min(tried, key=lambda t: t[0])
         if len(tried) > 1:
@@ -253,9 +284,15 @@ def train(data: str | Path, target: str | None = None, *, model: str = "auto",
         scalars = headline(metrics)
         info = {**prepared.info, "evaluated on": f"{split_name} split",
                 "model": plan.describe(), "candidates": ", ".join(
-                    f"{p.preset} (val loss {v:.4f})" for v, p, _, _ in tried),
+                    f"{p.preset} (val loss {v:.4f})" for v, p, _, _ in tried) if not cv_scores
+                else ", ".join(f"{p.preset} (5-fold CV accuracy {a:.4f}, loss {v:.4f})"
+                               for v, p, a in cv_scores),
                 "epochs run": len(history.get("loss", [])),
                 "training seconds": round(train_seconds, 1)}
+        cost = meter.cost(prices, gpus=int(any(p.is_cuda for p in net.parameters())))
+        priced = prices.as_of or prices.source
+        info["cost"] = (f"{cost['cost_usd']:.6f} {prices.currency} ({cost['cpu_seconds']:.1f} "
+                        f"CPU s, {cost['peak_memory_gb']:.2f} GB peak; prices of {priced})")
         metadata = {
             "task": prepared.task, "labels": prepared.labels,
             "preprocessing": prepared.pipeline.to_json(), "metrics": scalars,
@@ -266,15 +303,21 @@ def train(data: str | Path, target: str | None = None, *, model: str = "auto",
             "report_info": {k: v for k, v in info.items() if isinstance(v, (str, int, float))},
         }
         out = Path(out)
+        if not writer:
+            return TrainResult(path=out, report=out / "report.html", metrics=metrics,
+                               history=history, plan=plan, seconds=time.perf_counter() - t0)
+        from lepton.artifact.reference import safe_reference
         from lepton.artifact.save import save_artifact
         from lepton.atomic import atomic_directory
 
+        reference = safe_reference(prepared, net, data, scalars, log)  # monitor's baseline
         with atomic_directory(out) as tmp:
             save_artifact(net, tmp, metadata=metadata,
-                          lineage={"data_digest": data_hash(data), "run_id": run_id})
+                          lineage={"data_digest": data_hash(data), "run_id": run_id},
+                          reference=reference)
             report = save_report(tmp / "report.html", f"Lepton model: {out.name}", metrics,
                                  figures, info)
-        record.end_run(run_id, scalars)
+        record.end_run(run_id, scalars, cost)
     except BaseException:
         record.end_run(locals().get("run_id"), None)
         raise

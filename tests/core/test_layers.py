@@ -54,6 +54,18 @@ EXAMPLES: dict[str, list[tuple]] = {
     "Embedding": [(lambda: L.Embedding(10, 4), (6,), (6, 4), "int64")],
     "Concatenate": [(L.Concatenate, [(4,), (3,)], (7,))],
     "Add": [(L.Add, [(4,), (4,)], (4,))],
+    "DepthwiseConv2D": [(lambda: L.DepthwiseConv2D(3, padding="same"), (8, 8, 4), (8, 8, 4)),
+                        (lambda: L.DepthwiseConv2D(3, strides=2, padding=1, depth_multiplier=2,
+                                                   use_bias=False), (8, 8, 4), (4, 4, 8))],
+    "SeparableConv2D": [(lambda: L.SeparableConv2D(6, 3, padding="same", activation="relu"),
+                         (8, 8, 4), (8, 8, 6)),
+                        (lambda: L.SeparableConv2D(6, 3, strides=2, padding="same"),
+                         (9, 9, 4), (5, 5, 6))],
+    "ZeroPadding2D": [(L.ZeroPadding2D, (4, 4, 2), (6, 6, 2)),
+                      (lambda: L.ZeroPadding2D(((1, 2), (0, 3))), (4, 4, 2), (7, 7, 2))],
+    "ReLU": [(lambda: L.ReLU(6.0), (6,), (6,)),
+             (lambda: L.ReLU(negative_slope=0.1, threshold=0.5), (4, 4, 2), (4, 4, 2)),
+             (lambda: L.ReLU(inplace=True), (6,), (6,))],
 }
 DEFAULT_INPUT = (5, 3)
 
@@ -124,6 +136,12 @@ def test_merge_layers_in_functional_model():
     (lambda: L.Dense(4, input_shape=(0,)), "input_shape"),
     (lambda: L.Dense(4, unknown_arg=1), "unknown arguments ['unknown_arg']"),
     (lambda: L.Bidirectional(L.Dense(3)), "Bidirectional wraps a recurrent layer"),
+    (lambda: L.DepthwiseConv2D(3, depth_multiplier=0), "depth_multiplier=0"),
+    (lambda: L.DepthwiseConv2D(3, padding=-1), "padding=-1"),
+    (lambda: L.SeparableConv2D(0, 3), "filters=0"),
+    (lambda: L.ZeroPadding2D((1, 2, 3)), "ZeroPadding2D expected `padding`"),
+    (lambda: L.ReLU(max_value=-1.0), "max_value=-1.0"),
+    (lambda: L.MaxPooling2D(2, padding=1), "padding=1"),
 ])
 def test_bad_arguments_are_refused_with_the_received_value(make, message):
     with pytest.raises(ConfigError) as info:
@@ -225,3 +243,59 @@ def test_every_kind_of_model_rebuilds_from_its_config_through_the_registry():
         rebuilt.load_state_dict(model.state_dict())
         torch.testing.assert_close(rebuilt(x), model(x))
     assert (Model._registered_name, Sequential._registered_name) == ("Model", "Sequential")
+
+
+def test_relu_matches_keras_semantics_and_conv_padding_is_symmetric():
+    x = torch.linspace(-8, 8, 33)
+    torch.testing.assert_close(L.ReLU(6.0)(x), x.clamp(0, 6))
+    leaky = L.ReLU(max_value=5.0, negative_slope=0.5, threshold=1.0)(x)
+    torch.testing.assert_close(leaky, torch.where(x >= 1, x, 0.5 * (x - 1)).clamp(max=5.0))
+    inplace = L.ReLU(inplace=True)
+    y = torch.full((4,), -1.0, requires_grad=True) * 1.0
+    assert inplace(y).min() == 0 and y.min() == -1  # never in place while recording gradients
+    with torch.no_grad():
+        z = torch.full((4,), -1.0)
+        inplace(z)
+        assert z.min() == 0  # at inference it spares a new tensor
+    # padding=1 with stride 2 pads both sides (torchvision), 'same' only the far side (Keras)
+    image = torch.arange(36.0).reshape(1, 6, 6, 1)
+    for padding, expected in ((1, 0.0), ("same", 7.0)):
+        conv = L.Conv2D(1, 3, strides=2, padding=padding, use_bias=False)
+        conv(image)
+        with torch.no_grad():
+            conv.kernel.zero_()
+            conv.kernel[0, 0, 1, 1] = 1.0  # the centre tap: reads the pixel under it
+        with torch.no_grad():
+            assert float(conv(image)[0, 0, 0, 0]) == expected
+
+
+def test_frozen_layers_keep_their_weights_and_batch_norm_statistics():
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.images[..., None] / 16.0).astype("float32")
+    inputs = Input((8, 8, 1))
+    conv = L.Conv2D(8, 3, padding="same", use_bias=False)
+    bn = L.BatchNormalization()
+    features = L.GlobalAveragePooling2D()(L.ReLU()(bn(conv(inputs))))
+    from lepton.core import Model
+
+    model = Model(inputs, L.Dense(10, activation="softmax")(features))
+    assert model.layers[0] is conv and model.get_layer(bn.name) is bn
+    conv.trainable = False  # per-layer, applied at compile (as in Keras)
+    bn.trainable = False
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    before = conv.kernel.detach().clone(), bn.moving_mean.clone()
+    model.fit(x[:256], data.target[:256], epochs=1, batch_size=64, verbose=0)
+    assert torch.equal(conv.kernel, before[0]) and not conv.kernel.requires_grad
+    assert torch.equal(bn.moving_mean, before[1])  # frozen BN ran in inference mode
+    head = model.layers[-1]
+    assert head.kernel.requires_grad
+    text = model.summary(print_fn=lambda _t: None)
+    assert "Trainable: 90" in text and "Non-trainable: 88" in text
+    model.trainable = False  # the whole model, at once
+    assert not any(p.requires_grad for p in model.parameters())
+    assert "Trainable: 0" in model.summary(print_fn=lambda _t: None)
+    model.trainable = True
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert all(p.requires_grad for p in model.parameters())

@@ -188,13 +188,14 @@ def test_yaml_config_mixed_columns_and_store_records(tmp_path, mixed_frame):
 
 def test_linear_preset_trains_through_fit_and_reports_its_epoch(tmp_path, cancer_csv):
     """The full-batch L-BFGS of the linear preset runs inside fit, so the run store gets its
-    epoch like any other model's, and it keeps its accuracy (0.974 on this split)."""
+    epoch like any other model's, and it keeps its accuracy (0.965 on this split: its L2
+    penalty is scikit-learn's binary one, so it answers as LogisticRegression does)."""
     from lepton.store import Store
     from lepton.train import train
 
     result = train(cancer_csv, "target", model="linear", out=tmp_path / "linear",
                    register=False)
-    assert result.metrics["accuracy"] >= 0.97
+    assert result.metrics["accuracy"] >= 0.96
     assert len(result.history["val_loss"]) == 1  # one step, run to convergence
     store = Store.open()
     logged = store.get_run(store.list_runs()[0]["id"])["metrics"]

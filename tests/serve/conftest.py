@@ -58,6 +58,24 @@ def mnist_images(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
     return (images[:n, ..., None] / 255.0).astype(np.float32), labels[:n].astype(np.int64)
 
 
+def digits_artifact(folder, rows: int):
+    """The SPEC §1 CNN trained for one epoch on ``rows`` real MNIST images, saved in
+    ``folder / "digits"``: the model the CLI and replica tests serve."""
+    from lepton.core import Sequential, layers
+
+    torch.manual_seed(0)
+    images, labels = mnist_images(rows)
+    model = Sequential([
+        layers.Conv2D(32, 3, activation="relu", input_shape=(28, 28, 1)),
+        layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(64, activation="relu"),
+        layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(images, labels, epochs=1, batch_size=64, verbose=0)
+    path = folder / "digits"
+    model.save(path, metadata={"task": "multiclass", "labels": [str(i) for i in range(10)]})
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

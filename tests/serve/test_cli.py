@@ -17,7 +17,7 @@ import pytest
 from lepton.cli import serve as serve_cli
 from lepton.client import Client, RequestError
 from lepton.errors import ConfigError, LeptonError
-from tests.serve.conftest import free_port, mnist_images
+from tests.serve.conftest import digits_artifact, free_port, mnist_images
 
 ROOT = Path(__file__).parents[2]
 
@@ -25,21 +25,7 @@ ROOT = Path(__file__).parents[2]
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory) -> Path:
     """The SPEC §1 CNN trained for one epoch on 3,000 real MNIST images."""
-    import torch
-
-    from lepton.core import Sequential, layers
-
-    torch.manual_seed(0)
-    images, labels = mnist_images(3000)
-    model = Sequential([
-        layers.Conv2D(32, 3, activation="relu", input_shape=(28, 28, 1)),
-        layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(64, activation="relu"),
-        layers.Dense(10, activation="softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(images, labels, epochs=1, batch_size=64, verbose=0)
-    path = tmp_path_factory.mktemp("art") / "digits"
-    model.save(path, metadata={"task": "multiclass", "labels": [str(i) for i in range(10)]})
-    return path
+    return digits_artifact(tmp_path_factory.mktemp("art"), 3000)
 
 
 class Served:

@@ -26,7 +26,9 @@ from lepton.serve.options import ModelRef, ServeOptions, ServerConfig
     ("timeout_s", float("inf"), "a number > 0"),
     ("drain_s", -1, "a number >= 0"),
     ("log_predictions", 1, "True or False"),
-    ("sample_inputs", "yes", "True or False"),
+    ("sample_inputs", "yes", "a number >= 0 and <= 1"),
+    ("sample_inputs", 1.5, "a number >= 0 and <= 1"),
+    ("log_retention_s", -1, "a number >= 0"),
 ])
 def test_a_bad_setting_is_named_with_its_range_and_flag(setting, value, expected):
     with pytest.raises(ConfigError) as info:

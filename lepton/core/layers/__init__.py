@@ -9,9 +9,11 @@ from lepton.core.layers.core import (
     Dropout,
     Embedding,
     Flatten,
+    ReLU,
     Rescaling,
     Reshape,
 )
+from lepton.core.layers.depthwise import DepthwiseConv2D, SeparableConv2D
 from lepton.core.layers.merge import Add, Concatenate
 from lepton.core.layers.normalization import BatchNormalization, LayerNormalization
 from lepton.core.layers.pooling import (
@@ -25,14 +27,16 @@ from lepton.core.layers.pooling import (
     MaxPooling2D,
 )
 from lepton.core.layers.recurrent import GRU, LSTM, Bidirectional
+from lepton.core.layers.reshaping import ZeroPadding2D
 from lepton.core.layers.symbolic import Input
 from lepton.core.layers.symbolic_tensor import SymbolicTensor
 
 __all__ = [
     "Activation", "Add", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
-    "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Dense", "Dropout", "Embedding",
+    "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Dense", "DepthwiseConv2D", "Dropout",
+    "Embedding",
     "Flatten", "GRU", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
     "GlobalMaxPooling2D", "Input", "LSTM", "Layer", "LayerNormalization", "MaxPooling1D",
-    "MaxPooling2D", "MultiHeadAttention", "Rescaling", "Reshape", "SymbolicTensor",
-    "TransformerEncoder", "register",
+    "MaxPooling2D", "MultiHeadAttention", "ReLU", "Rescaling", "Reshape", "SeparableConv2D",
+    "SymbolicTensor", "TransformerEncoder", "ZeroPadding2D", "register",
 ]

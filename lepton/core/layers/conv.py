@@ -28,11 +28,32 @@ def as_tuple(value: int | Sequence[int], n: int, owner: str, arg: str) -> tuple[
     return value
 
 
-def check_padding(padding: str, owner: str) -> str:
-    if padding not in ("valid", "same"):
-        raise ConfigError(f"{owner} expected `padding` 'valid' or 'same'",
-                          received=f"padding={padding!r}")
-    return padding
+def check_padding(padding: Any, owner: str, rank: int | None = None) -> Any:
+    """'valid' or 'same'; where ``rank`` is given (convolutions) also explicit symmetric
+    padding, an int or one per spatial axis, as torchvision's networks are written (a
+    stride-2 'same' pads one side only, which pretrained torch weights did not see)."""
+    if padding in ("valid", "same"):
+        return padding
+    if rank is not None:
+        values = (padding,) * rank if isinstance(padding, int) else padding
+        if isinstance(values, (tuple, list)) and len(values) == rank and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            return padding if isinstance(padding, int) else tuple(values)
+    allowed = "'valid' or 'same'" + (f", or a non-negative int (or {rank} of them)"
+                                     if rank is not None else "")
+    raise ConfigError(f"{owner} expected `padding` {allowed}", received=f"padding={padding!r}")
+
+
+def resolve_padding(padding: Any, spatial: tuple, kernel: tuple, strides: tuple,
+                    dilation: tuple) -> tuple[list[int] | None, Any]:
+    """(explicit F.pad amounts or None, the ``padding`` argument for torch's convolution)."""
+    rank = len(kernel)
+    if padding == "same" and any(s > 1 for s in strides):
+        return [p for i in reversed(range(rank)) for p in same_pads(
+            spatial[i], kernel[i], strides[i], dilation[i])], 0
+    if isinstance(padding, int):
+        return None, (padding,) * rank
+    return None, padding
 
 
 def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -47,7 +68,7 @@ class _Conv(ActivatedLayer):
     rank = 2
 
     def __init__(self, filters: int, kernel_size: int | Sequence[int],
-                 strides: int | Sequence[int] = 1, padding: str = "valid",
+                 strides: int | Sequence[int] = 1, padding: Any = "valid",
                  dilation_rate: int | Sequence[int] = 1, activation: str | None = None,
                  use_bias: bool = True, **kwargs: Any) -> None:
         super().__init__(activation=activation, **kwargs)
@@ -56,7 +77,7 @@ class _Conv(ActivatedLayer):
         self.kernel_size = as_tuple(kernel_size, self.rank, owner, "kernel_size")
         self.strides = as_tuple(strides, self.rank, owner, "strides")
         self.dilation_rate = as_tuple(dilation_rate, self.rank, owner, "dilation_rate")
-        self.padding = check_padding(padding, owner)
+        self.padding = check_padding(padding, owner, self.rank)
         self.use_bias = use_bias
 
     def build(self, input_shape: tuple) -> None:
@@ -76,14 +97,8 @@ class _Conv(ActivatedLayer):
         self.kernel = nn.Parameter(glorot_uniform_(torch.empty(shape), in_channels * receptive,
                                                    self.filters * receptive))
         self.bias = nn.Parameter(torch.zeros(self.filters)) if self.use_bias else None
-        spatial = input_shape[1:-1]
-        if self.padding == "same" and any(s > 1 for s in self.strides):
-            self.pads = [p for i in reversed(range(self.rank)) for p in same_pads(
-                spatial[i], self.kernel_size[i], self.strides[i], self.dilation_rate[i])]
-            self.torch_padding: Any = 0
-        else:
-            self.pads = None
-            self.torch_padding = self.padding
+        self.pads, self.torch_padding = resolve_padding(
+            self.padding, input_shape[1:-1], self.kernel_size, self.strides, self.dilation_rate)
 
 
 class Conv2D(_Conv):

@@ -1,4 +1,4 @@
-"""Core layers: Dense, Activation, Dropout, Flatten, Reshape, Rescaling, Embedding."""
+"""Core layers: Dense, Activation, ReLU, Dropout, Flatten, Reshape, Rescaling, Embedding."""
 
 from __future__ import annotations
 
@@ -95,6 +95,39 @@ class Activation(ActivatedLayer):
 
     def linear(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+
+class ReLU(Layer):
+    """Keras' ReLU: ``min(max(x, threshold), max_value)``, with ``negative_slope * (x -
+    threshold)`` below the threshold. ``ReLU(6.0)`` is MobileNet's ReLU6.
+
+    ``inplace=True`` overwrites its input at inference (never while gradients are
+    recorded), sparing a fresh feature map per call, which on a CPU costs more than the
+    arithmetic; only for inputs no other layer reads (the applications use it after
+    BatchNormalization).
+    """
+
+    def __init__(self, max_value: float | None = None, negative_slope: float = 0.0,
+                 threshold: float = 0.0, inplace: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for arg, value in (("max_value", max_value), ("negative_slope", negative_slope),
+                           ("threshold", threshold)):
+            if value is not None and (isinstance(value, bool) or not isinstance(
+                    value, (int, float)) or value < 0):
+                raise ConfigError(f"ReLU expected `{arg}` to be a non-negative number",
+                                  received=f"{arg}={value!r}", fix="for ReLU6 use ReLU(6.0)")
+        self.max_value = None if max_value is None else float(max_value)
+        self.negative_slope, self.threshold = float(negative_slope), float(threshold)
+        self.inplace = bool(inplace)
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        if self.negative_slope == 0.0 and self.threshold == 0.0:
+            inplace = self.inplace and not torch.is_grad_enabled()
+            if self.max_value is None:
+                return F.relu(x, inplace=inplace)
+            return F.hardtanh(x, 0.0, self.max_value, inplace=inplace)
+        y = torch.where(x >= self.threshold, x, self.negative_slope * (x - self.threshold))
+        return y if self.max_value is None else y.clamp(max=self.max_value)
 
 
 class Dropout(Layer):

@@ -21,6 +21,7 @@ class BatchNormalization(Layer):
     first ``1 / (1 - momentum)`` batches are a plain mean (as Adam corrects its moments).
     Keras starts from mean 0 and variance 1 and needs hundreds of steps to forget them, so on
     a small data set a model scores far worse in inference mode than while training.
+    Pretrained torch weights use ``momentum=0.9, epsilon=1e-5`` (torch's 0.1 is 1 - 0.9).
     """
 
     def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs: Any) -> None:
@@ -49,16 +50,24 @@ class BatchNormalization(Layer):
         self.seen = int(self.batches_seen)
 
     def call(self, x: torch.Tensor) -> torch.Tensor:
+        # frozen (trainable=False) it runs in inference mode, as in Keras: fine-tuning a
+        # pretrained network on a few hundred images must not move its statistics
+        training = self.training and self.trainable
         factor = 1.0 - self.momentum
-        if self.training and self.seen < self.warmup and not torch.compiler.is_compiling():
+        if training and self.seen < self.warmup and not torch.compiler.is_compiling():
             self.seen += 1
             self.batches_seen.fill_(self.seen)
             factor = max(factor, 1.0 / self.seen)
-        # torch wants channels on axis 1; moving the last axis there is a view.
-        moved = x.movedim(-1, 1) if x.dim() > 2 else x
-        y = F.batch_norm(moved, self.moving_mean, self.moving_variance, self.gamma, self.beta,
-                         self.training, factor, self.epsilon)
-        return y.movedim(1, -1) if x.dim() > 2 else y
+        # torch wants channels on axis 1; moving the last axis there is a view. The
+        # permutation is spelled with positive axes: ONNX export rejects a negative one.
+        rank = x.dim()
+        if rank <= 2:
+            return F.batch_norm(x, self.moving_mean, self.moving_variance, self.gamma,
+                                self.beta, training, factor, self.epsilon)
+        y = F.batch_norm(x.permute(0, rank - 1, *range(1, rank - 1)), self.moving_mean,
+                         self.moving_variance, self.gamma, self.beta, training, factor,
+                         self.epsilon)
+        return y.permute(0, *range(2, rank), 1)
 
 
 class LayerNormalization(Layer):
@@ -71,4 +80,6 @@ class LayerNormalization(Layer):
         self.beta = nn.Parameter(torch.zeros(input_shape[-1]))
 
     def call(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, (x.shape[-1],), self.gamma, self.beta, self.epsilon)
+        # the width from the weights, not from ``x``: a shape read from the input at trace
+        # time is a graph input the ONNX exporter cannot make static
+        return F.layer_norm(x, (self.gamma.shape[0],), self.gamma, self.beta, self.epsilon)

@@ -19,6 +19,23 @@ from lepton.core.layers.symbolic import Graph, torch_dtype
 from lepton.errors import ConfigError, NotCompiledError, ShapeError
 
 
+def overridable(name: str, getter: Any, doc: str) -> property:
+    """A read-only view (``model.layers``, ``model.output``...) that a subclass may still
+    assign its own attribute of that name over, as plain PyTorch code often does."""
+
+    def get(self: Any) -> Any:
+        if name in self._modules:
+            return self._modules[name]
+        if "_own_" + name in self.__dict__:
+            return self.__dict__["_own_" + name]
+        return getter(self)
+
+    def put(self: Any, value: Any) -> None:
+        self.__dict__["_own_" + name] = value
+
+    return property(get, put, doc=doc)
+
+
 class Model(Layer):
     """A trainable stack of layers; see the module docstring for the three ways to make one."""
 
@@ -36,10 +53,56 @@ class Model(Layer):
             if inputs is None or outputs is None:
                 raise ConfigError("Model(inputs, outputs) needs both", fix="pass both")
             self.graph = Graph(inputs, outputs)
+            self.symbolic = (inputs, outputs)
             self.graph_layers = nn.ModuleDict({layer.name: layer for layer in self.graph.layers})
             self.input_spec = [(tuple(t.value.shape[1:]), str(t.value.dtype).removeprefix(
                 "torch.")) for t in self.graph.inputs]
             self.built = True
+
+    # -- freezing and the functional API's handles ----------------------------------
+    @property
+    def trainable(self) -> bool:
+        """False freezes every weight (and runs BatchNormalization in inference mode);
+        it sets every sublayer's flag, as in Keras. Per-layer flags apply at ``compile``."""
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        from lepton.core.models.freezing import set_trainable
+
+        self.__dict__["_trainable"] = bool(value)
+        set_trainable(self, bool(value))
+
+    def _own_layers(self) -> list[Layer]:
+        if self.graph is not None:
+            return list(self.graph.layers)
+        return [m for m in self.children() if isinstance(m, Layer)]
+
+    layers = overridable("layers", _own_layers, "The model's layers in the order they run.")
+
+    def get_layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ConfigError(f"Model '{self.name}' has no layer named {name!r}",
+                          expected=f"one of {[layer.name for layer in self.layers][:20]}",
+                          received=repr(name))
+
+    def _handles(self, which: int, as_list: bool = False) -> Any:
+        if self.graph is None:
+            raise ConfigError(f"Model '{self.name}' is not a functional model, so it has no "
+                              "symbolic inputs/outputs",
+                              fix="build it as Model(inputs, outputs), e.g. with Input(...)")
+        value = self.symbolic[which]
+        return (list(value) if isinstance(value, (list, tuple)) else [value]) if as_list \
+            else value
+
+    input = overridable("input", lambda self: self._handles(0),
+                        "The Input placeholder(s), to build on: Model(base.input, ...).")
+    output = overridable("output", lambda self: self._handles(1),
+                         "The output placeholder(s), to call new layers on.")
+    inputs = overridable("inputs", lambda self: self._handles(0, True), "Inputs as a list.")
+    outputs = overridable("outputs", lambda self: self._handles(1, True), "Outputs as a list.")
 
     # -- computing outputs -------------------------------------------------------------
     def call(self, *inputs: Any, training: bool | None = None) -> Any:
@@ -144,8 +207,10 @@ class Model(Layer):
         strategy: where and by whom it trains (``lepton.core.training.strategy.Strategy``;
         default: this process on ``device``, every CPU thread).
         """
+        from lepton.core.models.freezing import apply_trainable
         from lepton.core.training.compiled import CompileSpec
 
+        apply_trainable(self)  # per-layer ``trainable`` changes take effect here, as in Keras
         self.compiled = CompileSpec.make(optimizer, loss, metrics, loss_weights, precision,
                                          jit_compile, device, strategy)
         self.torch_optimizer = None
@@ -164,17 +229,19 @@ class Model(Layer):
             verbose: Any = "auto", callbacks: Any = None, validation_split: float = 0.0,
             validation_data: Any = None, shuffle: bool = True, class_weight: Any = None,
             sample_weight: Any = None, initial_epoch: int = 0, resume: bool = False,
-            seed: int | None = None) -> Any:
+            seed: int | None = None, accumulate: int = 1) -> Any:
         """Train; returns a History whose ``.history`` maps metric names to per-epoch values.
 
         resume=True continues from the latest ModelCheckpoint state in ``callbacks``
         (weights, optimizer, epoch and random state), e.g. after the process was killed.
+        accumulate=k steps the optimizer once per k batches (an effective batch of k x
+        batch_size). Under torchrun, batch_size is the global batch over all processes.
         """
         return self._trainer().fit(
             x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
             validation_split=validation_split, validation_data=validation_data,
             shuffle=shuffle, class_weight=class_weight, sample_weight=sample_weight,
-            initial_epoch=initial_epoch, resume=resume, seed=seed)
+            initial_epoch=initial_epoch, resume=resume, seed=seed, accumulate=accumulate)
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: Any = "auto", return_dict: bool = False,

@@ -36,7 +36,10 @@ class CompileSpec:
             raise ConfigError("compile() takes a device or a strategy, not both",
                               received=f"device={device!r}, strategy={strategy!r}",
                               fix="give the device to the strategy: Strategy(device=...)")
-        strategy = strategy if strategy is not None else Strategy(device)
+        if strategy is None:  # under torchrun: the distributed strategy, unchanged scripts
+            from lepton.core.training.distributed import default_strategy
+
+            strategy = default_strategy(device)
         mixed = Precision(precision, strategy.device)
         optimizer = optimizers_module.get(optimizer)
         if optimizer.needs_closure and mixed.scaler.is_enabled():
@@ -137,10 +140,26 @@ def _spread(item: Any, names: list[str], what: str, per_output_list: bool = Fals
     return [item] * len(names)
 
 
+def fold_final_activations(model: Any, losses: list, names: list[str]) -> tuple[list, set[int]]:
+    """Each output's loss, on logits where the output's own softmax/sigmoid can be folded
+    into it (more exact and faster); returns (losses, indices of the folded outputs)."""
+    fold: set[int] = set()
+    out = []
+    for i, loss in enumerate(losses):
+        layer = model.output_layer(i)
+        activation = getattr(getattr(layer, "activation", None), "name", None)
+        warn_from_logits_on_probabilities(loss, activation, names[i])
+        if loss.folds and not loss.from_logits and activation == loss.folds:
+            fold.add(i)
+            loss = loss.on_logits()
+        out.append(loss)
+    return out, fold
+
+
 def warn_from_logits_on_probabilities(loss: Any, activation: str | None, output: str) -> None:
     if getattr(loss, "from_logits", False) and activation == loss.folds:
         warnings.warn(
             f"The loss for output '{output}' has from_logits=True, but the model's last layer "
             f"already applies {activation}: the loss will treat probabilities as logits and "
             f"train poorly. Fix: remove activation='{activation}' from the last layer, or use "
-            f"from_logits=False.", LeptonWarning, stacklevel=4)
+            f"from_logits=False.", LeptonWarning, stacklevel=5)

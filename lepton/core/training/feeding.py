@@ -40,6 +40,18 @@ def arrays(model: Any, x: Any, y: Any, what: str) -> tuple[list[torch.Tensor], l
     check_lengths(xs + ys, what)
     return xs, ys
 
+def check_targets(losses: list, ys: list, output_shapes: list, names: list[str],
+                  what: str) -> None:
+    """One target array per output, each with labels its loss can read."""
+    if len(ys) != len(output_shapes):
+        raise ShapeError(f"{what}: the model has {len(output_shapes)} output(s)",
+                         received=f"{len(ys)} target array(s)",
+                         fix="pass one target array per output")
+    for i, (y, shape) in enumerate(zip(ys, output_shapes)):
+        losses[i].check_labels(y, (len(y), *shape[1:]), f"{what} targets for "
+                               f"output '{names[i]}'")
+
+
 def split_batch(model: Any, batch: Any, what: str) -> tuple[list, list, Any]:
     if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
         raise ShapeError(f"{what}: each batch must be (x, y) or (x, y, sample_weight)",
@@ -78,13 +90,39 @@ def validation_arrays(model: Any, data: Any) -> tuple:
     weights = to_tensor(data[2], "sample_weight") if len(data) == 3 else None
     return (xs, ys, weights)
 
-def array_batches(model: Any, data: tuple, batch_size: int) -> Iterator:
+def split_validation(xs: list, ys: list, weights: Any, split: float) -> tuple:
+    """(xs, ys, weights) to train on and the last ``split`` share of rows to validate on
+    (None when ``split`` is 0)."""
+    if not split:
+        return xs, ys, weights, None
+    n = len(xs[0])
+    cut = n - max(1, int(round(n * split)))
+    if cut <= 0:
+        raise ConfigError("validation_split leaves no training samples",
+                          received=f"{n} samples, split {split}")
+    val = ([t[cut:] for t in xs], [t[cut:] for t in ys],
+           None if weights is None else weights[cut:])
+    return ([t[:cut] for t in xs], [t[:cut] for t in ys],
+            None if weights is None else weights[:cut], val)
+
+
+def split_stream(model: Any, source: Any) -> Iterator[tuple]:
+    """A stream's batches as (inputs, targets, weights or None)."""
+    for batch in source:
+        yield split_batch(model, batch, "fit")
+
+
+def array_batches(model: Any, data: tuple, batch_size: int, strategy: Any = None) -> Iterator:
+    """Evaluation batches of this process's rows (all rows without a ``strategy``)."""
     if isinstance(data[0], str):  # ("stream", iterable of batches)
         for batch in data[1]:
-            yield split_batch(model, batch, "evaluate")
+            split = split_batch(model, batch, "evaluate")
+            yield split if strategy is None else strategy.eval_batch(split)
         return
     xs, ys, weights = data
     tensors = xs + ys + ([weights] if weights is not None else [])
+    if strategy is not None:
+        tensors = strategy.eval_rows(tensors)
     for batch in batches(tensors, batch_size, shuffle=False):
         yield (batch[: len(xs)], batch[len(xs): len(xs) + len(ys)],
                batch[-1] if weights is not None else None)

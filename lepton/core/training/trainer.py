@@ -6,8 +6,11 @@ steps) rather than every step, a final softmax/sigmoid is folded into the loss, 
 features (mixed precision, gradient scaling, callbacks' batch hooks) cost nothing per step.
 
 The loop owns no policy of its own: the model's ``Precision`` gives the autocast context and
-the gradient scaler, its ``Strategy`` the device, this process's data and who writes, and
-callbacks get a ``TrainingContext`` rather than the trainer.
+the gradient scaler, its ``Strategy`` the device, this process's data, the training forward
+(DDP's under ``DistributedStrategy``), the sums across processes and who writes, and
+callbacks get a ``TrainingContext`` rather than the trainer. ``fit(accumulate=k)`` steps the
+optimizer once per k batches on their averaged gradient (an effective batch of k x B), and
+skips the gradient all-reduce on the k-1 batches in between.
 """
 
 from __future__ import annotations
@@ -24,13 +27,16 @@ from lepton.core import callbacks as callbacks_module
 from lepton.core.data_adapter import is_batch_iterable, to_tensor
 from lepton.core.progress import Progress, resolve_verbose
 from lepton.core.training.checkpoint import resume_from_checkpoint, save_resume_state
-from lepton.core.training.compiled import warn_from_logits_on_probabilities
+from lepton.core.training.compiled import fold_final_activations
 from lepton.core.training.feeding import (
     array_batches,
     arrays,
+    check_targets,
     positive_int,
     sample_weights,
     split_batch,
+    split_stream,
+    split_validation,
     validation_arrays,
 )
 from lepton.core.training.strategy import Strategy
@@ -66,32 +72,15 @@ class Trainer:
         if len(names) != len(output_shapes):
             names = [f"output_{i + 1}" for i in range(len(output_shapes))]
         losses, self.loss_weights, self.metrics = self.spec.per_output(names)
-        self.fold: set[int] = set()
-        self.losses = []
-        for i, loss in enumerate(losses):
-            layer = model.output_layer(i)
-            activation = getattr(getattr(layer, "activation", None), "name", None)
-            warn_from_logits_on_probabilities(loss, activation, names[i])
-            if loss.folds and not loss.from_logits and activation == loss.folds:
-                self.fold.add(i)
-                loss = loss.on_logits()
-            self.losses.append(loss)
+        self.losses, self.fold = fold_final_activations(model, losses, names)
         self.fold_set = frozenset(self.fold)
         if sample_y is not None:
-            if len(sample_y) != len(output_shapes):
-                raise ShapeError(f"{what}: the model has {len(output_shapes)} output(s)",
-                                 received=f"{len(sample_y)} target array(s)",
-                                 fix="pass one target array per output")
-            for i, (y, shape) in enumerate(zip(sample_y, output_shapes)):
-                losses[i].check_labels(y, (len(y), *shape[1:]), f"{what} targets for "
-                                       f"output '{names[i]}'")
+            check_targets(losses, sample_y, output_shapes, names, what)
         if model.torch_optimizer is None:
             model.torch_optimizer = self.spec.optimizer.build(model.parameters())
         self.optimizer = model.torch_optimizer
         self.step = self.closure_step if self.spec.optimizer.needs_closure else self.train_step
-        self.forward = self._forward
-        if self.spec.jit_compile:
-            self.compiled_forward = torch.compile(self._forward, dynamic=False)
+        self.forward = self.train_forward = self._forward
 
     def _forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
         return self.model.run_outputs(xs, self.fold_set)
@@ -108,24 +97,43 @@ class Trainer:
 
     def train_step(self, xs: list[torch.Tensor], ys: list[torch.Tensor],
                    weights: torch.Tensor | None, full: bool) -> tuple[torch.Tensor, list]:
-        forward = self.compiled_forward if full and self.spec.jit_compile else self.forward
-        with self.autocast():
-            outs = forward(xs)
-            loss = self.total_loss(ys, outs, weights)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        forward = self.compiled_forward if full and self.spec.jit_compile else self.train_forward
+        self.micro += 1
+        sync = self.micro % self.accumulate == 0
+        with self.strategy.no_sync(sync):
+            with self.autocast():
+                outs = forward(xs)
+                loss = self.total_loss(ys, outs, weights)
+            self.scaler.scale(loss / self.accumulate if self.accumulate > 1 else loss).backward()
+        if sync:
+            self.apply_gradients()
+        return loss.detach(), outs
+
+    def apply_gradients(self) -> None:
         if self.spec.optimizer.clipnorm:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.optimizer.clipnorm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return loss.detach(), outs
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def flush_accumulated(self) -> None:
+        """An epoch's last, short accumulation cycle of m < k batches: sync, rescale to
+        their mean and step, so no gradient leaks into the next epoch."""
+        pending = self.micro % self.accumulate
+        if self.step == self.train_step and pending:
+            self.strategy.sync_gradients(self.model)
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(self.accumulate / pending)
+            self.apply_gradients()
+        self.micro = 0
 
     def closure_step(self, xs: list[torch.Tensor], ys: list[torch.Tensor],
                      weights: torch.Tensor | None, full: bool) -> tuple[torch.Tensor, list]:
         """A step of an optimizer that re-evaluates the loss (L-BFGS); returns the last
         evaluation's loss and outputs. (fp16 loss scaling is refused at compile.)"""
-        forward = self.compiled_forward if full and self.spec.jit_compile else self.forward
+        forward = self.compiled_forward if full and self.spec.jit_compile else self.train_forward
         last: list = []
 
         def closure() -> torch.Tensor:
@@ -135,7 +143,7 @@ class Trainer:
                 loss = self.total_loss(ys, outs, weights)
             loss.backward()
             last[:] = [loss.detach(), outs]
-            return loss
+            return self.strategy.average(loss)  # every process takes the same line search
 
         self.optimizer.step(closure)
         return last[0], last[1]
@@ -144,15 +152,16 @@ class Trainer:
     def fit(self, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Any,
             callbacks: Any, validation_split: float, validation_data: Any, shuffle: bool,
             class_weight: Any, sample_weight: Any, initial_epoch: int, resume: bool,
-            seed: int | None) -> callbacks_module.History:
+            seed: int | None, accumulate: int = 1) -> callbacks_module.History:
         batch_size = positive_int(batch_size, "batch_size")
+        self.accumulate, self.micro = positive_int(accumulate, "accumulate"), 0
+        local_batch = self.strategy.local_batch_size(batch_size)
         if not isinstance(epochs, int) or epochs < 0:
             raise ConfigError("`epochs` must be a non-negative int", received=f"epochs={epochs!r}")
         if not 0 <= validation_split < 1:
             raise ConfigError("`validation_split` must be in [0, 1)",
                               received=f"validation_split={validation_split!r}")
-        self.generator.manual_seed(seed if seed is not None else
-                                   int(torch.randint(0, 2**62, (1,))))
+        self.generator.manual_seed(self.strategy.common_seed(seed))
         streaming = is_batch_iterable(x)
         val: tuple | None = None
         if streaming:
@@ -163,29 +172,24 @@ class Trainer:
         else:
             xs, ys = arrays(self.model, x, y, "fit")
             weights = sample_weights(ys, class_weight, sample_weight)
-            if validation_split:
-                n = len(xs[0])
-                cut = n - max(1, int(round(n * validation_split)))
-                if cut <= 0:
-                    raise ConfigError("validation_split leaves no training samples",
-                                      received=f"{n} samples, split {validation_split}")
-                val = ([t[cut:] for t in xs], [t[cut:] for t in ys],
-                       None if weights is None else weights[cut:])
-                xs, ys = [t[:cut] for t in xs], [t[:cut] for t in ys]
-                weights = None if weights is None else weights[:cut]
+            xs, ys, weights, val = split_validation(xs, ys, weights, validation_split)
             sample_x, sample_y = xs, ys
             tensors = xs + ys + ([weights] if weights is not None else [])
-            n_x, n_y = len(xs), len(ys)
+            shape = (len(xs), len(ys), weights is not None, batch_size, shuffle, self.generator)
 
             def source_fn() -> Iterator:
-                for batch in self.strategy.shard_arrays(tensors, batch_size, shuffle,
-                                                        self.generator):
-                    yield batch[:n_x], batch[n_x: n_x + n_y], (batch[-1] if weights is not None
-                                                                else None)
+                return self.strategy.train_batches(tensors, *shape)
 
             source = None
             steps = math.ceil(len(xs[0]) / batch_size)
         self.prepare(sample_x, sample_y, "fit")
+        if self.accumulate > 1 and self.step != self.train_step:
+            raise ConfigError("accumulate works with mini-batch optimizers, not with "
+                              f"{type(self.spec.optimizer).__name__}",
+                              received=f"accumulate={accumulate}", fix="drop accumulate")
+        self.train_forward = self.strategy.wrap_forward(self.model, self._forward)
+        if self.spec.jit_compile:
+            self.compiled_forward = torch.compile(self.train_forward, dynamic=False)
         if validation_data is not None:
             val = validation_arrays(self.model, validation_data)
 
@@ -204,7 +208,8 @@ class Trainer:
         if resume:
             initial_epoch = max(initial_epoch, resume_from_checkpoint(
                 self.model, self.optimizer, self.generator, self.callbacks))
-        progress = Progress(resolve_verbose(verbose), epochs)
+        progress = Progress(resolve_verbose(verbose) if self.strategy.is_writer else 0, epochs)
+        self.optimizer.zero_grad(set_to_none=True)
         for cb in self.callbacks:
             cb.on_train_begin()
         self.model.stop_training = False
@@ -213,23 +218,26 @@ class Trainer:
             for epoch in range(initial_epoch, epochs):
                 for cb in self.callbacks:
                     cb.on_epoch_begin(epoch)
-                epoch_source = self.strategy.shard_stream(source) if streaming else source_fn()
-                logs = self.train_epoch(epoch_source, steps, batch_size, progress, epoch,
+                epoch_source = (self.strategy.shard_stream(split_stream(self.model, source))
+                                if streaming else source_fn())
+                logs = self.train_epoch(epoch_source, steps, local_batch, progress, epoch,
                                         batch_hooks)
                 if val is not None:
-                    val_logs = self.evaluate_batches(
-                        array_batches(self.model, val, max(batch_size, 256)))
+                    val_logs = self.evaluate_batches(array_batches(
+                        self.model, val, max(batch_size, 256), self.strategy))
                     logs.update({f"val_{k}": v for k, v in val_logs.items()})
                 logs["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
                 progress.epoch_end(epoch, logs)
                 for cb in self.callbacks:
                     cb.on_epoch_end(epoch, logs)
+                self.strategy.barrier()  # rank 0's checkpoint is whole before anyone reads it
                 if self.model.stop_training:
                     break
         finally:
             progress.close()
         for cb in self.callbacks:
             cb.on_train_end()
+        self.strategy.barrier()
         self.model.history = history
         return history
 
@@ -268,8 +276,11 @@ class Trainer:
                 progress.step(step)
         if pending:
             self.flush_losses(buffer, pending, epoch, step)
+        self.flush_accumulated()
         if step == 0:
             raise ShapeError("fit: the data yielded no batches", fix="pass at least one sample")
+        self.loss_sum, self.loss_count = self.strategy.reduce(self.loss_sum, self.loss_count,
+                                                              self.metrics)
         logs = {"loss": self.loss_sum / self.loss_count}
         for ms in self.metrics:
             for m in ms:
@@ -313,6 +324,7 @@ class Trainer:
                             m.update(ys[i], outs[i], i in self.fold)
         finally:
             model.train(was_training)
+        total, count = self.strategy.reduce(total, count, self.metrics)
         logs = {"loss": float(total) / max(count, 1)}
         for ms in self.metrics:
             for m in ms:
@@ -326,13 +338,14 @@ class Trainer:
             first = next(iter(x))
             sx, sy, _ = split_batch(self.model, first, "evaluate")
             self.prepare(sx, sy, "evaluate")
-            source: Iterable = (split_batch(self.model, b, "evaluate") for b in x)
+            source: Iterable = array_batches(self.model, ("stream", x), batch_size,
+                                             self.strategy)
         else:
             xs, ys = arrays(self.model, x, y, "evaluate")
             self.prepare(xs, ys, "evaluate")
             weights = None if sample_weight is None else to_tensor(sample_weight, "sample_weight")
-            source = array_batches(self.model, (xs, ys, weights), batch_size)
-        progress = Progress(resolve_verbose(verbose), 0)
+            source = array_batches(self.model, (xs, ys, weights), batch_size, self.strategy)
+        progress = Progress(resolve_verbose(verbose) if self.strategy.is_writer else 0, 0)
         progress.started = time.perf_counter()
         logs = self.evaluate_batches(source)
         progress.epoch_end(0, logs)
