@@ -83,44 +83,11 @@ def finetune(args: argparse.Namespace, tmp: Path) -> None:
 
 
 def plain_mobilenet_v2():
-    """The same network written in plain PyTorch (torchvision's layout), for the baseline."""
-    import torch.nn.functional as F
-    from torch import nn
+    """torchvision's MobileNetV2 written in plain PyTorch: the one the parity test checks."""
+    sys.path.insert(0, str(ROOT))
+    from tests.core.test_applications import TorchMobileNetV2
 
-    class ConvBNReLU(nn.Sequential):
-        def __init__(self, cin, cout, k=3, stride=1, groups=1):
-            super().__init__(nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups,
-                                       bias=False), nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
-
-    class InvertedResidual(nn.Module):
-        def __init__(self, cin, cout, stride, t):
-            super().__init__()
-            hidden, self.residual = cin * t, stride == 1 and cin == cout
-            layers = [] if t == 1 else [ConvBNReLU(cin, hidden, 1)]
-            layers += [ConvBNReLU(hidden, hidden, 3, stride, groups=hidden),
-                       nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
-            self.conv = nn.Sequential(*layers)
-
-        def forward(self, x):
-            return x + self.conv(x) if self.residual else self.conv(x)
-
-    class MobileNetV2(nn.Module):
-        def __init__(self):
-            super().__init__()
-            feats, cin = [ConvBNReLU(3, 32, stride=2)], 32
-            for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                               (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)):
-                for i in range(n):
-                    feats.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
-                    cin = c
-            feats.append(ConvBNReLU(cin, 1280, 1))
-            self.features = nn.Sequential(*feats)
-            self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000))
-
-        def forward(self, x):
-            return self.classifier(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
-
-    return MobileNetV2()
+    return TorchMobileNetV2()
 
 
 def inference(args: argparse.Namespace) -> None:

@@ -34,7 +34,8 @@ COMMANDS: dict[str, str] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lepton",
-        description="Lepton: data -> train -> evaluate -> compress -> serve -> feedback.",
+        description="Lepton: data -> train/tune -> evaluate -> compress -> serve -> monitor "
+                    "-> retrain.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -88,6 +88,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="route a model's requests between its served versions or aliases "
                              "by weight (e.g. production=90,candidate=10); stored as a traffic "
                              "experiment that `lepton traffic` changes live")
+    parser.add_argument("--canary", metavar="ARM", default=None,
+                        help="step this served version or alias up through the canary steps "
+                             "(5, 25, 50, 100 %%), rolled back or promoted automatically; "
+                             "`lepton traffic set` changes its settings")
     parser.add_argument("--shadow", metavar="ARM", default=None,
                         help="mirror every request to this served version or alias too; its "
                              "answers are compared, never returned")
@@ -127,12 +131,13 @@ def run(args: argparse.Namespace) -> int:
     from lepton.store.prices import load_prices
 
     load_prices()  # $LEPTON_PRICES (cost on /metrics): a bad price sheet fails at start
-    if args.split is not None or args.shadow is not None:
+    experiment = any(a is not None for a in (args.split, args.canary, args.shadow))
+    if experiment:
         from lepton.serve.experiment import build_spec
 
-        build_spec(split=args.split, shadow=args.shadow)  # bad weights: before any loading
+        build_spec(split=args.split, canary=args.canary, shadow=args.shadow)  # before loading
     config.models = resolve_models(args.models, args.name)
-    if args.split is not None or args.shadow is not None:
+    if experiment:
         _start_experiment(args, config)
     if args.tls_cert is None and args.host not in ("127.0.0.1", "localhost", "::1"):
         import sys
@@ -177,8 +182,8 @@ def _policy(args: argparse.Namespace):  # -> scaling.Policy | None
 
 
 def _start_experiment(args: argparse.Namespace, config: ServerConfig) -> None:
-    """``--split``/``--shadow``: the served model's experiment, stored before it starts;
-    every arm must be a version or alias served here."""
+    """``--split``/``--canary``/``--shadow``: the served model's experiment, stored before it
+    starts; every arm must be a version or alias served here."""
     from lepton.errors import ConfigError
     from lepton.serve.experiment import build_spec, set_experiment
     from lepton.store import Store
@@ -189,7 +194,8 @@ def _start_experiment(args: argparse.Namespace, config: ServerConfig) -> None:
     first = config.models[0]
     champion = None if args.split else (first.alias.split("@", 1)[1] if first.alias
                                         else first.version)
-    _, spec = build_spec(split=args.split, shadow=args.shadow, champion=champion)
+    _, spec = build_spec(split=args.split, canary=args.canary, shadow=args.shadow,
+                         champion=champion)
     arms = [*spec["arms"], *([spec["shadow"]] if spec["shadow"] else [])]
     unknown = [a for a in arms if a not in served]
     if unknown:
@@ -197,4 +203,5 @@ def _start_experiment(args: argparse.Namespace, config: ServerConfig) -> None:
             v for v in served if v), received=", ".join(unknown),
             fix=f"serve {model}@{unknown[0]} too, or use a served version or alias")
     with Store.open() as store:
-        set_experiment(store, model, split=args.split, shadow=args.shadow, champion=champion)
+        set_experiment(store, model, split=args.split, canary=args.canary, shadow=args.shadow,
+                       champion=champion)

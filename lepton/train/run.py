@@ -246,7 +246,7 @@ def train(data: str | Path, target: str | None = None, *, model: str = "auto",
     prepared = (prepare_images(data, preprocessing, split) if kind == "images"
                 else prepare_table(data, target, preprocessing, split, text_mode))
     try:
-        if backbone is not None:  # a pretrained backbone, fine-tuned in two stages
+        if backbone is not None:  # a pretrained backbone, fine-tuned (lepton/train/transfer)
             transfer.use_imagenet_statistics(prepared, log)
         plans = ([transfer.with_overrides(backbone, overrides)] if backbone is not None
                  else make_plans(model_name, prepared.kind, len(prepared.y_train), overrides))

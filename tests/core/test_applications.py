@@ -242,7 +242,8 @@ def test_lepton_train_fine_tunes_a_backbone_into_a_served_artifact(tmp_path, mon
     pre = meta["preprocessing"]
     assert pre["size"] == [32, 32] and pre["channels"] == 3
     assert pre["mean"] == list(A.imagenet.MEAN) and pre["std"] == list(A.imagenet.STD)
-    assert meta["training"]["config"]["plan"]["fine_tune_from"] == "block_13_expand"
+    plan = meta["training"]["config"]["plan"]  # the small-set recipe: the whole network trains
+    assert plan["fine_tune_from"] == "" and plan["fine_tune_bn"] is True
     predictor = Predictor.from_artifact(out)  # what the server loads
     raw = next((root / "test").rglob("*.png")).read_bytes()
     answer = predictor.predict_records([raw])[0]

@@ -57,7 +57,9 @@ def test_metrics_show_resources_per_model_version():
         m[("lepton_model_memory_at_load_bytes", *v1)] > 0
     assert m[("lepton_model_queue_wait_seconds", *v2)] > 0  # 8 clients on one model thread
     assert m[("lepton_queue_depth", *v2)] == 0
-    assert m[("lepton_resident_memory_bytes",)] >= m[("lepton_model_memory_at_load_bytes", *v2)]
+    # the process's memory now is of the order it had at load (the allocator may give some back)
+    assert m[("lepton_resident_memory_bytes",)] >= \
+        0.8 * m[("lepton_model_memory_at_load_bytes", *v2)]
     assert 0 < m[("lepton_resident_memory_bytes",)] <= rss_bytes() * 1.5
     assert m[("lepton_process_cpu_seconds",)] > 0
     assert m[("lepton_replicas",)] == 1

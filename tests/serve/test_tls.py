@@ -104,3 +104,11 @@ def test_a_public_bind_without_tls_warns_that_the_token_travels_in_clear(
     assert _traffic.current(registry_store, "iris")["spec"]["arms"] == {
         "production": 90.0, "candidate": 10.0}
     clear(registry_store)
+    # --canary at start: the first step's weight, the first served arm as the champion
+    assert main(["serve", "iris@production", "iris@candidate", "--canary", "candidate"]) == 0
+    spec = _traffic.current(registry_store, "iris")["spec"]
+    assert spec["arms"] == {"production": 95.0, "candidate": 5.0}
+    assert spec["canary"]["arm"] == "candidate" and spec["champion"] == "production"
+    clear(registry_store)
+    assert main(["serve", "iris@production", "--canary", "production"]) == 2
+    assert "The canary and the champion are the same arm" in capsys.readouterr().err

@@ -81,12 +81,12 @@ def test_a_worker_killed_mid_trial_is_retried_once_and_never_counted_twice(
 def test_a_postgresql_study_is_shared_and_resumed_across_folders(
         breast_cancer_csv, tmp_path, home, pg_url):
     first = tune(breast_cancer_csv, "target", space=TINY_SPACE, trials=3, jobs=2,
-                 storage=pg_url, study="shared", out=tmp_path / "machine-a", register=False)
+                 storage=pg_url, study="team", out=tmp_path / "machine-a", register=False)
     assert first.counts["complete"] + first.counts["pruned"] == 3
     second = tune(breast_cancer_csv, "target", space=TINY_SPACE, trials=4, storage=pg_url,
-                  study="shared", out=tmp_path / "machine-b", register=False)
+                  study="team", out=tmp_path / "machine-b", register=False)
     assert second.counts["complete"] + second.counts["pruned"] == 4
-    study = optuna.load_study(study_name="shared", storage=open_storage(pg_url))
+    study = optuna.load_study(study_name="team", storage=open_storage(pg_url))
     assert len([t for t in study.trials if not t.user_attrs.get(SURPLUS)]) == 4
     workers = {t.system_attrs["lepton:worker"] for t in study.trials}
     assert len(workers) >= 2  # trials ran in more than one process
