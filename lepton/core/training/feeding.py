@@ -19,6 +19,14 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def check_fit_settings(epochs: Any, validation_split: Any) -> None:
+    if not isinstance(epochs, int) or epochs < 0:
+        raise ConfigError("`epochs` must be a non-negative int", received=f"epochs={epochs!r}")
+    if not 0 <= validation_split < 1:
+        raise ConfigError("`validation_split` must be in [0, 1)",
+                          received=f"validation_split={validation_split!r}")
+
+
 def model_inputs(model: Any, x: Any, what: str) -> list[torch.Tensor]:
     token_ids = model.expects_token_ids()
     values = as_list(x, model.input_names, what)

@@ -5,12 +5,10 @@ accumulate on the device, the loss is read back once per log interval (``LOG_INT
 steps) rather than every step, a final softmax/sigmoid is folded into the loss, and disabled
 features (mixed precision, gradient scaling, callbacks' batch hooks) cost nothing per step.
 
-The loop owns no policy of its own: the model's ``Precision`` gives the autocast context and
-the gradient scaler, its ``Strategy`` the device, this process's data, the training forward
-(DDP's under ``DistributedStrategy``), the sums across processes and who writes, and
-callbacks get a ``TrainingContext`` rather than the trainer. ``fit(accumulate=k)`` steps the
-optimizer once per k batches on their averaged gradient (an effective batch of k x B), and
-skips the gradient all-reduce on the k-1 batches in between.
+The loop owns no policy: ``Precision`` gives the autocast context and gradient scaler, the
+``Strategy`` the device, this process's data, the training forward (DDP's when distributed),
+sums across processes and who writes; callbacks get a ``TrainingContext``. ``fit(accumulate=k)``
+steps once per k batches on their averaged gradient, with no all-reduce in between.
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ from lepton.core.training.compiled import fold_final_activations
 from lepton.core.training.feeding import (
     array_batches,
     arrays,
+    check_fit_settings,
     check_targets,
     positive_int,
     sample_weights,
@@ -156,11 +155,7 @@ class Trainer:
         batch_size = positive_int(batch_size, "batch_size")
         self.accumulate, self.micro = positive_int(accumulate, "accumulate"), 0
         local_batch = self.strategy.local_batch_size(batch_size)
-        if not isinstance(epochs, int) or epochs < 0:
-            raise ConfigError("`epochs` must be a non-negative int", received=f"epochs={epochs!r}")
-        if not 0 <= validation_split < 1:
-            raise ConfigError("`validation_split` must be in [0, 1)",
-                              received=f"validation_split={validation_split!r}")
+        check_fit_settings(epochs, validation_split)
         self.generator.manual_seed(self.strategy.common_seed(seed))
         streaming = is_batch_iterable(x)
         val: tuple | None = None
