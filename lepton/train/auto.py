@@ -101,11 +101,17 @@ def make_plans(model: str, kind: str, n_train: int,
                       preset.patience, preset.learning_rate, augment=kind == "image")]
     for plan in plans:
         get_preset(plan.preset, kind)
-        for key, value in (overrides or {}).items():
-            if value is None:
-                continue
-            if key == "options":
-                plan.options.update(value)
-            elif hasattr(plan, key):
-                setattr(plan, key, type(getattr(plan, key))(value))
+        apply_overrides(plan, overrides)
     return plans
+
+
+def apply_overrides(plan: Plan, overrides: dict[str, Any] | None) -> Plan:
+    """A config file's or the command line's settings on the plan (None: not given)."""
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key == "options":
+            plan.options.update(value)
+        elif hasattr(plan, key):
+            setattr(plan, key, type(getattr(plan, key))(value))
+    return plan

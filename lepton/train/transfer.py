@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from lepton.errors import ConfigError
-from lepton.train.auto import Plan
+from lepton.train.auto import Plan, apply_overrides
 
 # name -> (builder in lepton.core.applications, weights file, first layer fine-tuned)
 BACKBONES = {
@@ -169,13 +169,7 @@ def use_imagenet_statistics(prepared: Any, log: Callable[[str], None]) -> None:
 
 
 def with_overrides(plan: TransferPlan, overrides: dict[str, Any] | None) -> TransferPlan:
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key == "options":
-            plan.options.update(value)
-        elif hasattr(plan, key):
-            setattr(plan, key, type(getattr(plan, key))(value))
+    apply_overrides(plan, overrides)
     plan.head_epochs = min(plan.head_epochs, max(1, plan.epochs // 3))
     return plan
 
