@@ -42,9 +42,9 @@ def serving(rounds: int, duration: float, concurrency: int) -> None:
     import serve_throughput as st
 
     from lepton.artifact.predictor import Predictor
-    from lepton.artifact.reference import reference_for
     from lepton.artifact.save import write_reference
     from lepton.core import load_model
+    from lepton.sketch.reference import reference_for
 
     tmp = Path(tempfile.mkdtemp(prefix="lepton-monitor-bench-"))
     artifact = tmp / "mnist_cnn"
@@ -103,9 +103,9 @@ def main() -> None:
         serving(args.rounds, args.duration, args.concurrency)
     if args.part == "serving":
         return
-    from lepton.artifact.folding import fold
-    from lepton.artifact.reference import sketch
     from lepton.monitor.drift import feature_drift
+    from lepton.sketch.folding import fold
+    from lepton.sketch.reference import sketch
 
     rng = np.random.default_rng(0)
     train = rng.normal(size=(100_000, args.columns)).astype(np.float32)

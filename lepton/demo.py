@@ -155,12 +155,12 @@ def train_mnist(out: Path, data: tuple, epochs: int = 3, seed: int = SEED,
 
 def training_reference(model: Any, x_train: np.ndarray, metrics: dict[str, Any],
                        rows: int = 5000) -> dict[str, Any]:
-    """The artifact's reference profile (``lepton.artifact.reference``): per-channel image
+    """The artifact's reference profile (``lepton.sketch.reference``): per-channel image
     statistics and the predictions on a sample of the training digits, and the test
     metrics, so ``lepton monitor mnist`` can tell when served digits stop looking like
     these."""
     from lepton.artifact.predictor import Predictor
-    from lepton.artifact.reference import reference_for
+    from lepton.sketch.reference import reference_for
 
     idx = np.sort(np.random.default_rng(SEED).permutation(len(x_train))[:rows])
     sample = np.asarray(x_train[idx], dtype=np.float32)

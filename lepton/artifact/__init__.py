@@ -2,10 +2,10 @@
 
 Modules, one job each: ``manifest`` (``lepton.json`` v2, the v1 reader, the field reference),
 ``save`` (artifacts with variant, runtime, lineage and reference; manifest updates),
-``reference`` (training-time statistics sketches), ``signature`` (named OIP tensors),
-``predictor`` (raw records in, labelled predictions out), ``predict_files`` (``lepton predict``)
-and ``runtimes`` (one class per runtime, chosen by the manifest). The network's own
-serialization stays in ``lepton.core.saving``. Names load on first use.
+``reference`` (lepton train's reference profile; the sketches are ``lepton.sketch``),
+``signature`` (named OIP tensors), ``predictor`` (raw records in, labelled predictions out),
+``predict_files`` (``lepton predict``) and ``runtimes`` (one class per runtime, chosen by the
+manifest). The network's own serialization stays in ``lepton.core.saving``. Names load on first use.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ _LAZY = {
     "save_artifact": "lepton.artifact.save",
     "update_manifest": "lepton.artifact.save",
     "write_reference": "lepton.artifact.save",
-    "profile": "lepton.artifact.reference",
+    "profile": "lepton.sketch.reference",
     "TensorSpec": "lepton.artifact.signature",
     "Predictor": "lepton.artifact.predictor",
     "predict_path": "lepton.artifact.predict_files",

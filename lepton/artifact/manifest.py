@@ -22,7 +22,7 @@ read here for every stage after training. Format version 2 fields:
   ``parent_digest``, ``transform``, ``data_digest`` (of the training data), ``run_id``. Empty
   for a model trained from scratch outside a run.
 - ``reference``: training-time statistics of inputs and outputs (see
-  ``lepton.artifact.reference``), or null until something fills it.
+  ``lepton.sketch.reference``), or null until something fills it.
 - ``metadata``: free JSON: the fitted preprocessing, labels, task, threshold, metrics.
 
 A version-1 manifest (Lepton 0.1) reads as version 2 with these defaults: variant ``fp32``,
@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lepton.artifact.reference import check_reference
 from lepton.artifact.signature import TensorSpec, specs
 from lepton.core.saving import FORMAT_VERSION, WEIGHTS, read_document
 from lepton.errors import ArtifactError
+from lepton.sketch.reference import check_reference
 
 FP32 = {"name": "fp32", "transforms": []}
 LINEAGE_KEYS = ("parent", "parent_digest", "transform", "data_digest", "run_id")

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from lepton.artifact.manifest import FP32, check_lineage, read_manifest, torch_runtime
-from lepton.artifact.reference import check_reference
 from lepton.atomic import atomic_write_bytes
 from lepton.core.saving import MANIFEST, save_model
 from lepton.errors import ArtifactError
+from lepton.sketch.reference import check_reference
 
 
 def save_artifact(model: Any, path: str | Path, *, metadata: dict | None = None,

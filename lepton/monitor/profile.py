@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lepton.artifact.reference import reference_for
 from lepton.errors import ConfigError
+from lepton.sketch.reference import reference_for
 
 __all__ = ["profile_data", "reference_for"]
 

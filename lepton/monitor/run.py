@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lepton.artifact.folding import feature_sketches, merge_folds
 from lepton.errors import ConfigError, NotFoundError
 from lepton.monitor.drift import feature_drift, summarize
 from lepton.monitor.window import fold_window, latency, outputs_of, prediction_fold, quality
 from lepton.serve.retention import parse_duration
+from lepton.sketch.folding import feature_sketches, merge_folds
 
 
 def parse_since(since: Any, now: float | None = None) -> float | None:

@@ -1,5 +1,5 @@
 """Drift statistics on binned counts (NumPy/SciPy only): a reference and a window, both as
-counts on the reference's bins (see ``lepton.artifact.folding.fold``).
+counts on the reference's bins (see ``lepton.sketch.folding.fold``).
 
 Which test, following Evidently's defaults: windows of at most ``SMALL`` rows get a test
 (two-sample Kolmogorov-Smirnov for numeric features, chi-squared for categorical and

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from lepton.artifact.folding import fold
 from lepton.artifact.predictor import probabilities
 from lepton.serve.sketches import fold_window, split_samples
+from lepton.sketch.folding import fold
 
 __all__ = ["fold_window", "latency", "outputs_of", "prediction_fold", "quality",
            "split_samples"]

@@ -108,8 +108,8 @@ def train_challenger(champion_path: str | Path, x: np.ndarray, y: np.ndarray, ou
     with atomic_directory(out) as tmp:
         model.to("cpu").save(tmp, metadata=metadata)
     if manifest.reference is not None:  # monitored against what it was trained on now
-        from lepton.artifact.reference import reference_for
         from lepton.artifact.save import write_reference
+        from lepton.sketch.reference import reference_for
 
         idx = np.random.default_rng(seed).permutation(len(x))[:5000]
         sample = np.asarray(x[idx], dtype=np.float32)

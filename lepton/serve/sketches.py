@@ -1,6 +1,6 @@
 """What the server keeps of its traffic for monitoring without keeping raw inputs: per model
 version and per window (``window_s``, a minute by default), each monitored input feature
-folded onto its reference's bins (``lepton.artifact.folding.fold_inputs``), with the count
+folded onto its reference's bins (``lepton.sketch.folding.fold_inputs``), with the count
 of requests and of failed ones. One ``prediction_sketches`` row per window and version.
 
 Cheap on purpose: the event loop only appends a reference to the request's (already decoded)
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from lepton.artifact.folding import fold_inputs, merge_folds
+from lepton.sketch.folding import fold_inputs, merge_folds
 
 log = logging.getLogger("lepton.serve")
 WINDOW_S = 60.0

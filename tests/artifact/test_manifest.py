@@ -19,9 +19,9 @@ from lepton.artifact import (
     update_manifest,
     write_reference,
 )
-from lepton.artifact.reference import profile
 from lepton.core import Model, Sequential, layers, load_model, register
 from lepton.errors import ArtifactError
+from lepton.sketch.reference import profile
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

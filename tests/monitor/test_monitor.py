@@ -134,9 +134,9 @@ def test_drift_statistics_agree_with_scipy_on_raw_data():
     """The binned statistics against SciPy's exact ones on the same samples."""
     from scipy import stats
 
-    from lepton.artifact.folding import fold
-    from lepton.artifact.reference import sketch
     from lepton.monitor import stats as ms
+    from lepton.sketch.folding import fold
+    from lepton.sketch.reference import sketch
 
     rng = np.random.default_rng(0)
     ref, cur = rng.normal(size=5000), rng.normal(0.3, 1.2, size=800)

@@ -1,7 +1,7 @@
 """Folding live traffic onto the reference's bins: what a window of requests keeps.
 
 A window's values are counted on the *same* bins the training-time reference holds
-(``lepton.artifact.reference``), plus n, sum, sum of squares, min and max, so windows merge by
+(``lepton.sketch.reference``), plus n, sum, sum of squares, min and max, so windows merge by
 adding counts and the server sketches traffic without keeping any raw input. The monitor
 compares these folds with the reference; the server writes them with the prediction log.
 """
