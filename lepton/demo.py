@@ -2,13 +2,17 @@
 
 train the SPEC §1 CNN (seeded) -> evaluate the model once on the test set, at the precision
 it is served at -> save the artifact with that number and its HTML report -> register and
-promote it -> serve it -> a few predictions and one feedback through the client.
+promote it -> serve it -> a few predictions and one feedback through the client -> the
+loop's first step: a window of clean digits and one of inverted digits, and the monitor's
+drift report on both (a table, ``monitor.json`` and the ``monitor.html`` page); with
+``--loop``, true labels for the inverted digits and ``lepton retrain`` (``retrain.json``).
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import time
 from collections.abc import Callable
@@ -26,6 +30,8 @@ PEAK_LEARNING_RATE = 4e-3
 # The artifact is evaluated as it is served: Predictor and the torch runtime run float32,
 # whatever precision trained it.
 EVAL_PRECISION = "fp32"
+WINDOW = 200  # rows per monitored window of the demo's traffic
+LOOP_MORE = 400  # labelled inverted digits --loop sends on top of the monitored window
 
 
 @dataclass
@@ -111,7 +117,7 @@ def train_mnist(out: Path, data: tuple, epochs: int = 3, seed: int = SEED,
     import torch
 
     from lepton.artifact.predictor import Predictor
-    from lepton.artifact.save import write_reference
+    from lepton.artifact.save import save_artifact
     from lepton.atomic import atomic_directory
     from lepton.core.optimizers import Adam
     from lepton.evaluate.report import evaluate_outputs, save_report
@@ -146,8 +152,8 @@ def train_mnist(out: Path, data: tuple, epochs: int = 3, seed: int = SEED,
     })
     artifact = out / "model"
     with atomic_directory(artifact) as tmp:
-        model.save(tmp, metadata=metadata)
-        write_reference(tmp, training_reference(model, x_train, metrics))  # for lepton monitor
+        save_artifact(model, tmp, metadata=metadata,  # the reference is for lepton monitor
+                      reference=training_reference(model, x_train, metrics))
         save_report(tmp / "report.html", "Lepton demo: MNIST CNN", metrics, figures, info)
     return DemoResult(artifact, artifact / "report.html", accuracy, EVAL_PRECISION,
                       time.perf_counter() - started, history)
@@ -190,6 +196,21 @@ class Served:
     predictions: list[dict[str, Any]]
     truth: list[int]
     sample_png: Path
+    monitoring: Watched | None = None
+
+
+@dataclass
+class Watched:
+    """The monitoring step: the monitor's result over the two windows, and its page."""
+
+    result: dict[str, Any]
+    traffic: list[str]  # what each window carried
+    page: Path
+    report: Path
+    seconds: float
+    shifted_ids: list[str] = field(default_factory=list)  # the inverted window's predictions
+    shifted_since: float = 0.0
+    retrain: dict[str, Any] | None = None  # the decision record of ``--loop``
 
 
 def register(artifact: Path) -> dict[str, Any]:
@@ -205,11 +226,15 @@ def register(artifact: Path) -> dict[str, Any]:
 
 def serve_and_try(entry: dict[str, Any], out: Path, x_test: np.ndarray, y_test: np.ndarray,
                   while_serving: Callable[[Served], None] | None = None,
-                  samples: int = 5) -> Served:
+                  samples: int = 5, watch: int = WINDOW, loop: tuple | None = None
+                  ) -> Served:
     """Serve the registered model, predict a few test digits sent as PNG files through the
-    client, and send one feedback (the true label of the first); ``while_serving`` runs
+    client, and send one feedback (the true label of the first); then ``watch`` (rows per
+    window, 0: skip) clean and inverted digits and monitor them; with ``loop`` (the training
+    data, as ``load_mnist`` gives it) retrain on their labels; ``while_serving`` runs
     while the server is still up (the CLI prints there, and may wait for Ctrl+C)."""
     from lepton.client import Client
+    from lepton.serve.options import ServeOptions
     from lepton.serve.server import BackgroundServer, ModelRef, ServerConfig, build_app
 
     images = [png_base64(x) for x in x_test[:samples]]
@@ -217,19 +242,93 @@ def serve_and_try(entry: dict[str, Any], out: Path, x_test: np.ndarray, y_test: 
     sample_png.write_bytes(base64.b64decode(images[0]))
     ref = ModelRef("mnist", str(entry["path"]), version=str(entry["version"]),
                    registry_version=int(entry["version"]))
-    server = BackgroundServer(build_app(ServerConfig(models=[ref])))
+    # inputs are logged (--log-inputs 1.0) so each window of traffic can be compared alone
+    config = ServerConfig(models=[ref], options=ServeOptions(sample_inputs=1.0))
+    server = BackgroundServer(build_app(config))
     url = server.start()
     try:
         with Client(url) as client:
             predictions = client.predict("mnist", images)
             client.feedback(predictions[0]["id"], label=str(int(y_test[0])))
-        served = Served(url, f"mnist:{entry['version']}", predictions,
-                        [int(y) for y in y_test[:samples]], sample_png.resolve())
+            served = Served(url, f"mnist:{entry['version']}", predictions,
+                            [int(y) for y in y_test[:samples]], sample_png.resolve())
+            if watch:
+                digits = x_test[samples:samples + 2 * watch]
+                served.monitoring = watch_drift(server, client, entry, out, digits, watch)
+                if loop is not None:
+                    end = samples + 2 * watch
+                    served.monitoring.retrain = close_the_loop(
+                        server, client, served.monitoring, out, loop,
+                        x_test[end:end + LOOP_MORE], y_test[end:end + LOOP_MORE],
+                        y_test[samples + watch:end])
         if while_serving is not None:
             while_serving(served)
     finally:
         server.stop()
     return served
+
+
+def watch_drift(server: Any, client: Any, entry: dict[str, Any], out: Path,
+                digits: np.ndarray, window: int) -> Watched:
+    """The loop's first step: ``window`` clean test digits, then ``window`` inverted ones
+    (white on black becomes black on white), sent as V2 tensors; the monitor's Python API
+    compares each window with the artifact's reference and writes its page."""
+    from lepton.atomic import atomic_write_bytes
+    from lepton.monitor import monitor
+    from lepton.monitor.page import save_page
+
+    started = time.perf_counter()
+    since = time.time()
+    send(client, digits[:window])
+    shifted_since = time.time()
+    shifted_ids = send(client, 1.0 - digits[window:2 * window])
+    server.app.predlog.flush()  # what the log's writer thread does every half second
+    result = monitor(f"mnist:{entry['version']}", since=since, window=window)
+    page = save_page(result, out / "monitor.html")
+    report = out / "monitor.json"
+    atomic_write_bytes(report, json.dumps(result, indent=1, default=str).encode())
+    return Watched(result, ["clean test digits", "inverted digits"], page.resolve(),
+                   report.resolve(), time.perf_counter() - started, shifted_ids,
+                   shifted_since)
+
+
+def send(client: Any, images: np.ndarray, batch: int = 25) -> list[str]:
+    """``images`` as V2 infer requests of ``batch`` rows; their prediction ids."""
+    name = client.metadata("mnist")["inputs"][0]["name"]
+    ids: list[str] = []
+    for start in range(0, len(images), batch):
+        client.infer("mnist", {name: images[start:start + batch].astype(np.float32)})
+        ids += client.last_ids
+    return ids
+
+
+def close_the_loop(server: Any, client: Any, watched: Watched, out: Path, data: tuple,
+                   more: np.ndarray, more_labels: np.ndarray, shifted_labels: np.ndarray
+                   ) -> dict[str, Any]:
+    """``lepton demo --loop``: true labels come back for the inverted digits (and for
+    ``more`` of them), then ``lepton retrain`` trains a challenger from the champion on the
+    original digits ∪ the labelled inverted ones and promotes it only if a paired bootstrap
+    says it wins on a holdout of those without losing on the original test digits."""
+    from lepton.atomic import atomic_write_bytes
+    from lepton.retrain import retrain
+
+    started = time.perf_counter()
+    (x_train, y_train), (x_test, y_test) = data
+    ids = watched.shifted_ids + send(client, 1.0 - more)
+    for pid, label in zip(ids, [*shifted_labels, *more_labels], strict=True):
+        client.feedback(pid, label=str(int(label)))
+    server.app.predlog.flush()
+    original = out / "mnist.npz"  # the original data retrain reads (and digests)
+    np.savez(original, x_train=x_train, y_train=y_train, x_test=x_test[-1000:],
+             y_test=y_test[-1000:])
+    shifted = watched.result["windows"][-1]
+    decision = retrain("mnist", data=original, feedback_since=watched.shifted_since,
+                       epochs=1, trigger="drift",
+                       evidence={"drifted": shifted["drift"]["drifted"],
+                                 "monitor_report": shifted.get("id")})
+    decision["seconds"] = time.perf_counter() - started
+    atomic_write_bytes(out / "retrain.json", json.dumps(decision, indent=1, default=str).encode())
+    return decision
 
 
 def curl_line(url: str, png: Path) -> str:

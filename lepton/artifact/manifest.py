@@ -22,7 +22,12 @@ read here for every stage after training. Format version 2 fields:
   ``parent_digest``, ``transform``, ``data_digest`` (of the training data), ``run_id``. Empty
   for a model trained from scratch outside a run.
 - ``reference``: training-time statistics of inputs and outputs (see
-  ``lepton.sketch.reference``), or null until something fills it.
+  ``lepton.sketch.reference``), what ``lepton monitor`` compares traffic with. Written by
+  ``lepton train`` (from the training data), by ``Model.save`` after ``fit`` (from a sample
+  of up to 2,000 training rows that ``fit`` keeps: ``lepton.core.training.sample``; its
+  ``sample`` part says how many rows of how many), or by whoever calls ``save_artifact``
+  with one (an explicit reference wins); null for a model never fitted in this process
+  until ``lepton monitor --reference DATA`` fills it.
 - ``metadata``: free JSON: the fitted preprocessing, labels, task, threshold, metrics.
 
 A version-1 manifest (Lepton 0.1) reads as version 2 with these defaults: variant ``fp32``,

@@ -1,5 +1,10 @@
 """``lepton train``'s reference profile: a sample of the training data through the trained
-model, sketched by ``lepton.sketch`` (which holds the format and the statistics)."""
+model, sketched by ``lepton.sketch`` (which holds the format and the statistics).
+
+Image and text models also get penultimate-layer embeddings (the monitor's MMD test), taken
+on the validation rows when there are enough: they were held out from fitting, like live
+traffic, so an overfit network's tighter embeddings of its own training rows cannot make
+clean traffic look drifted."""
 
 from __future__ import annotations
 
@@ -30,7 +35,19 @@ def from_training(prepared: Any, net: Any, data: Any, metrics: dict | None,
     output_name = (list(getattr(net, "output_names", None) or []) or ["output_1"])[0]
     return reference_for(x, outputs, input_name=input_name, output_name=output_name,
                          task=prepared.task, labels=prepared.labels, frame=frame,
-                         metrics=metrics)
+                         metrics=metrics, embeddings=embeddings_of(prepared, net, x))
+
+
+def embeddings_of(prepared: Any, net: Any, x: np.ndarray, rows: int = 256) -> Any:
+    """Penultimate-layer vectors of image and text models (None for tables or a model
+    without a dense head): validation rows when there are at least ``rows``."""
+    if prepared.kind not in ("image", "text"):
+        return None
+    from lepton.core.embeddings import penultimate
+
+    x_val = getattr(prepared, "x_val", None)
+    source = x_val if x_val is not None and len(x_val) >= rows else x
+    return penultimate(net, source, rows=rows)
 
 
 def safe_reference(prepared: Any, net: Any, data: Any, metrics: dict | None,

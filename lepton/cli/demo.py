@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "one seed, one accuracy on a given machine")
     parser.add_argument("--quick", action="store_true",
                         help="5,000 training digits and 1 epoch: a smoke test")
+    parser.add_argument("--loop", action="store_true",
+                        help="after monitoring, send true labels for the inverted digits and "
+                             "retrain: a challenger is promoted only if it surely wins")
     parser.add_argument("--keep-serving", action=argparse.BooleanOptionalAction, default=None,
                         help="keep the server up until Ctrl+C (default: when run in a terminal)")
 
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 console.print("Stopping the server")
 
-    demo.serve_and_try(entry, args.out, x_test, y_test, while_serving)
+    demo.serve_and_try(entry, args.out, x_test, y_test, while_serving,
+                       loop=data if args.loop else None)
     if not keep:
         console.print("The demo server has stopped. Serve the model again with "
                       "`lepton serve mnist@production`, then try:")
@@ -80,11 +84,79 @@ def _print_summary(console: Any, result: Any, report: Path, served: Any) -> None
     console.print(table)
     console.print(f"Feedback recorded for prediction {served.predictions[0]['id']} "
                   f"(true label {served.truth[0]}).")
+    if served.monitoring is not None:
+        _print_monitoring(console, served.monitoring)
     where = Table(show_header=False, title="Where to look", title_justify="left")
     where.add_row("model artifact", str(result.artifact.resolve()))
     where.add_row("report", str(report.resolve()))
     where.add_row("registry", f"{served.ref}, promoted to production (lepton models show mnist)")
+    decision = served.monitoring.retrain if served.monitoring is not None else None
+    if decision is not None and decision["promoted"]:
+        where.add_row("retrained", f"mnist:{decision['challenger_version']} is production now "
+                                   "(promoted by lepton retrain; lepton models show mnist)")
     where.add_row("feedback", "lepton feedback export --model mnist")
+    if served.monitoring is not None:
+        where.add_row("monitor page", str(served.monitoring.page))
+        where.add_row("monitor", "lepton monitor mnist@production --window 200")
     console.print(where)
     console.print(f"Model artifact: {result.artifact.resolve()}", soft_wrap=True)
     console.print(f"Report: {report.resolve()}", soft_wrap=True)
+
+
+def _print_monitoring(console: Any, watched: Any) -> None:
+    """One row per window: its traffic, rows, the features that drifted (test, score), the
+    prediction drift and the label-free accuracy estimate."""
+    from rich.table import Table
+
+    result = watched.result
+    table = Table(title=f"Monitoring {result['model']}:{result['version']} against its "
+                        f"reference ({watched.seconds:.1f} s)")
+    for column in ("window", "traffic", "rows", "drifted inputs", "prediction drift",
+                   "est. accuracy"):
+        table.add_column(column)
+    for i, (window, traffic) in enumerate(zip(result["windows"], watched.traffic)):
+        drift = window["drift"]
+        drifted = [f"{f['feature']} ({f['method']} {f['score']:.2f})"
+                   for f in drift["features"] if f.get("drifted")]
+        pred = window.get("prediction_drift") or {}
+        p_value = pred.get("p_value")
+        shown = "drift" if pred.get("drifted") else "none"
+        if p_value is not None:
+            shown += f" ({pred['method']} p{'<1e-4' if p_value < 1e-4 else f'={p_value:.2g}'})"
+        estimate = (window.get("quality") or {}).get("estimated_accuracy")
+        table.add_row(str(i + 1), traffic, str(window["window"]["rows"]),
+                      ("[red]" + ", ".join(drifted) + "[/red]") if drifted else
+                      f"[green]none[/green] of {drift['compared']}",
+                      ("[red]" if pred.get("drifted") else "") + shown
+                      + ("[/red]" if pred.get("drifted") else ""),
+                      "-" if estimate is None else f"{estimate:.1%}")
+    console.print(table)
+    console.print(f"Monitor page: {watched.page}", soft_wrap=True)
+    if watched.retrain is not None:
+        _print_retrain(console, watched.retrain)
+
+
+def _print_retrain(console: Any, decision: dict[str, Any]) -> None:
+    """Champion and challenger on the same rows, the interval, and the decision."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    data = decision.get("data") or {}
+    table = Table(title=f"lepton retrain: v{decision['champion_version']} vs challenger "
+                        f"v{decision.get('challenger_version')}, +"
+                        f"{data.get('production_train', 0)} labelled inverted digits "
+                        f"({decision.get('seconds', 0):.0f} s)")
+    for column in ("rows scored", "rows", "champion", "challenger", "gain (95% interval)"):
+        table.add_column(column)
+    names = {"production_holdout": "inverted holdout", "original_test": "original test"}
+    for key, label in names.items():
+        c = (decision.get("comparison") or {}).get(key) or {}
+        if c.get("rows"):
+            table.add_row(label, str(c["rows"]), f"{c['champion']:.1f}%",
+                          f"{c['challenger']:.1f}%", f"{c['difference']:+.1f} points "
+                          f"[{c['low']:+.1f}, {c['high']:+.1f}]")
+    console.print(table)
+    verdict = "[bold green]promoted[/bold green]" if decision["promoted"] else \
+        "[bold]not promoted[/bold]"
+    console.print(f"Challenger {verdict}: {escape(decision.get('reason', ''))}",
+                  soft_wrap=True)

@@ -285,6 +285,6 @@ class ModelCheckpoint(_Monitor):
             if value is not None and self.improved(value):
                 self.best = value
             path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
-            self.model.save(path)
+            self.model.save(path, reference=False)  # profiled once, when saved for use
         if self.context is not None:
             self.context.save_state(self.resume_path, epoch)

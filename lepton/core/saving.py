@@ -140,17 +140,27 @@ def write_artifact(path: str | Path, manifest: dict[str, Any], files: dict[str, 
 
 
 def save_model(model: Any, path: str | Path, metadata: dict | None = None,
-               sections: dict[str, Any] | None = None) -> Path:
+               sections: dict[str, Any] | None = None, profile: bool = True) -> Path:
     """Write ``model`` to the directory ``path`` atomically. ``sections`` are the manifest
-    fields later stages add (``lepton.artifact`` passes variant, runtime, lineage…)."""
+    fields later stages add (``lepton.artifact`` passes variant, runtime, lineage…). Without
+    a ``reference`` among them, a model trained by ``fit`` gets one from the rows ``fit``
+    kept (``lepton.core.training.sample``) unless ``profile`` is off; a failure to profile only
+    warns."""
     network, weights = network_document(model)
+    sections = dict(sections or {})
+    if profile and sections.get("reference") is None:
+        from lepton.core.training.sample import safe_reference_of
+
+        reference = safe_reference_of(model, metadata)
+        if reference is not None:
+            sections["reference"] = reference
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "lepton_version": _version(),
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **network,
-        **(sections or {}),
+        **sections,
         "metadata": metadata if metadata is not None else model.metadata,
     }
     return write_artifact(path, manifest, {WEIGHTS: weights})

@@ -14,7 +14,8 @@ from lepton.atomic import atomic_write_bytes
 def _drift_bars(report: dict[str, Any]) -> bytes | None:
     from lepton.evaluate.plots import _figure, _png
 
-    features = [f for f in report["drift"]["features"] if f.get("method")][:40]
+    features = [f for f in report["drift"]["features"]
+                if f.get("method") and f.get("kind") != "embedding"][:40]
     if not features:
         return None
     fig, ax = _figure(7.0, max(2.5, 0.25 * len(features) + 1))
@@ -42,10 +43,24 @@ def _timeline(result: dict[str, Any]) -> bytes | None:
     if any(e is not None for e in est):
         ax.plot(x, [np.nan if e is None else e for e in est], linestyle="--",
                 label="estimated accuracy")
+    emb = [(w.get("embedding_drift") or {}).get("p_value") for w in windows]
+    if any(e is not None for e in emb):
+        ax.plot(x, [np.nan if e is None else e for e in emb], marker="^",
+                label="embedding MMD p-value")
     ax.set_xlabel("window")
     ax.set_ylim(0, 1.05)
     ax.legend()
     return _png(fig)
+
+
+def _embedding_line(report: dict[str, Any]) -> str:
+    """One window's embedding drift in words: MMD², p-value, rows, or why there is none."""
+    e = report.get("embedding_drift") or {}
+    if not e.get("method"):
+        return e.get("status", "not computed")
+    return (f"MMD² {e['score']:.4g}, p = {e['p_value']:.3f} on {e['rows']} rows"
+            f" ({'drifted' if e['drifted'] else 'no drift'}; drift is p < {e['threshold']}"
+            f" and MMD² ≥ {e.get('min_score', 0)})")
 
 
 def render_page(result: dict[str, Any]) -> str:
@@ -72,7 +87,8 @@ def render_page(result: dict[str, Any]) -> str:
             f"{w['window']['start_time']} .. {w['window']['end_time']}: {w['window']['rows']} "
             f"rows, {w['status']}; drifted: {', '.join(w['drift']['drifted']) or 'none'}"
             + (f"; accuracy {q['accuracy']:.3f}" if "accuracy" in q else "")
-            + (f"; estimated {q['estimated_accuracy']:.3f}" if "estimated_accuracy" in q else ""))
+            + (f"; estimated {q['estimated_accuracy']:.3f}" if "estimated_accuracy" in q else "")
+            + (f"; embedding drift: {_embedding_line(w)}" if w.get("embedding_drift") else ""))
     metrics = {}
     if last is not None:
         metrics = {f"{f['feature']} ({f['method']})": f["score"]

@@ -1,5 +1,8 @@
 """``lepton monitor`` as a function: a registered model version, its reference, the log ->
-one report per window (input drift, prediction drift, quality, latency), stored.
+one report per window (input drift, prediction drift, embedding drift, quality, latency),
+stored. Embedding drift (``lepton.monitor.embedding``: MMD of penultimate-layer vectors,
+image and text models) needs the inputs kept (``--log-inputs``); a window without them, or
+a reference without embeddings, says so in ``report["embedding_drift"]["status"]``.
 
     from lepton.monitor import monitor
     result = monitor("fraud@production", window="1h", since="24h")
@@ -16,6 +19,7 @@ from typing import Any
 
 from lepton.errors import ConfigError, NotFoundError
 from lepton.monitor.drift import feature_drift, summarize
+from lepton.monitor.embedding import load_embedder, window_embedding_drift
 from lepton.monitor.window import fold_window, latency, outputs_of, prediction_fold, quality
 from lepton.serve.retention import parse_duration
 from lepton.sketch.folding import feature_sketches, merge_folds
@@ -113,9 +117,10 @@ def _windows(rows: list[dict], spec: tuple[str, float] | None, since: float | No
 
 
 def window_report(record: dict[str, Any], reference: dict[str, Any], rows: list[dict],
-                  start: float | None, end: float, sketches: list[dict], unknown: int
-                  ) -> dict[str, Any]:
-    """The report of one window (see the module docstring)."""
+                  start: float | None, end: float, sketches: list[dict], unknown: int,
+                  embedder: Any = None) -> dict[str, Any]:
+    """The report of one window (see the module docstring); ``embedder`` is the model
+    ``load_embedder`` gave (loaded here when the reference has embeddings and it is None)."""
     name, version = record["name"], record["version"]
     labels, task = record.get("labels") or [], record.get("task")
     window = {"start": start, "end": end, "start_time": _iso(start), "end_time": _iso(end),
@@ -152,6 +157,12 @@ def window_report(record: dict[str, Any], reference: dict[str, Any], rows: list[
     for fname, ref in feature_sketches(reference).items():
         if fname in folds:
             features.extend(feature_drift(fname, ref, folds[fname]))
+    part = reference.get("embeddings")
+    if part and embedder is None:
+        embedder = load_embedder(record.get("path"))
+    report["embedding_drift"] = window_embedding_drift(part, embedder, rows)
+    if report["embedding_drift"].get("method"):
+        features.append(report["embedding_drift"])
     report["drift"] = summarize(features)
     if source == "none":
         report["drift"]["status"] = ("no inputs to compare: serve with --log-inputs, or let "
@@ -186,9 +197,11 @@ def monitor(model: str, *, since: Any = None, window: Any = None,
     sketches = sm.read_sketches(store, record["name"], version=record["version"],
                                 since=since_ts)
     reports = []
+    embedder = load_embedder(record["path"]) if ref.get("embeddings") else None
     for start, end, chunk in _windows(rows, spec, since_ts, now):
         unknown = sm.count_unknown_feedback(store, start, end)
-        report = window_report(record, ref, chunk, start, end, sketches, unknown)
+        report = window_report(record, ref, chunk, start, end, sketches, unknown,
+                               embedder=embedder)
         report["reference"] = source
         if save:
             report["id"] = sm.save_report(store, report)

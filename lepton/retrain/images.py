@@ -106,7 +106,8 @@ def train_challenger(champion_path: str | Path, x: np.ndarray, y: np.ndarray, ou
     metadata = dict(getattr(model, "metadata", None) or {})
     metadata["lineage"] = {**note, "parent": str(champion_path)}
     with atomic_directory(out) as tmp:
-        model.to("cpu").save(tmp, metadata=metadata)
+        model.to("cpu").save(tmp, metadata=metadata,
+                               reference=manifest.reference is None)  # else written below
     if manifest.reference is not None:  # monitored against what it was trained on now
         from lepton.artifact.save import write_reference
         from lepton.sketch.reference import reference_for
@@ -114,10 +115,16 @@ def train_challenger(champion_path: str | Path, x: np.ndarray, y: np.ndarray, ou
         idx = np.random.default_rng(seed).permutation(len(x))[:5000]
         sample = np.asarray(x[idx], dtype=np.float32)
         outputs = correct_outputs(out, sample)
+        embeddings = None  # the challenger's own embeddings: its head sees other vectors
+        if sample.ndim >= 3 or "embeddings" in manifest.reference:
+            from lepton.core.embeddings import penultimate
+
+            embeddings = penultimate(model, sample, rows=256, seed=seed)
         write_reference(out, reference_for(
             sample, outputs, input_name=manifest.inputs[0].name,
             output_name=manifest.outputs[0].name if manifest.outputs else "output",
-            task=metadata.get("task"), labels=metadata.get("labels")))
+            task=metadata.get("task"), labels=metadata.get("labels"),
+            embeddings=embeddings))
     return out
 
 

@@ -18,8 +18,22 @@ categorical columns keep their ``values`` and counts instead (the last count is 
 
 Optional top-level parts: ``columns`` (raw table columns by name: numeric, categorical or
 text (token length and vocabulary)), ``predictions`` (the distribution of predicted classes
-or values), ``metrics`` (validation metrics), ``embeddings`` (a sample of penultimate-layer
-vectors) and ``model`` (which version it describes).
+or values), ``metrics`` (validation metrics), ``embeddings`` (below) and ``model`` (which
+version it describes).
+
+``embeddings`` (image and text models; what the monitor's MMD test compares with):
+``{"rows": n, "dim": d, "dims": k, "projection": {"method", "seed", "checksum"},
+"bandwidth": sigma, "sample": [[k floats] * n]}``: a seeded sample of at most 256
+penultimate-layer vectors (the input of the classifier head, ``lepton.core.embeddings``)
+projected from ``d`` to ``k <= 32`` dimensions. The projection is not stored: it is
+regenerated from ``{seed, d, k}`` (``projection``: the Q of a QR of a seeded standard normal
+``(d, k)`` matrix, ``method: "gaussian-qr"``; ``"identity"`` when ``d <= 32``) and checked
+against ``checksum`` (the sum of its absolute values), so a NumPy that drew other numbers is
+caught instead of comparing different projections. A random orthonormal projection keeps
+pairwise distances on average in every direction (a PCA would keep only the directions the
+training data varies in, and a shift can move along others). ``bandwidth`` is the median
+pairwise distance of the projected sample (the median heuristic): the RBF kernel
+``exp(-|x - y|^2 / (2 sigma^2))`` the monitor uses, fixed at training time.
 """
 
 from __future__ import annotations
@@ -37,6 +51,8 @@ HIST_BINS = 30
 CHUNKS = 10
 DISCRETE = 10
 TOP_VALUES = 50
+EMBED_ROWS = 256
+EMBED_DIMS = 32
 
 
 # -- one feature ---------------------------------------------------------------------------
@@ -136,17 +152,73 @@ def profile(inputs: dict[str, Any], outputs: dict[str, Any], *,
         ref["metrics"] = {k: float(v) for k, v in metrics.items()
                           if isinstance(v, (int, float)) and math.isfinite(v)}
     if embeddings is not None:
-        emb = np.asarray(embeddings, dtype=np.float32)
-        emb = emb.reshape(len(emb), -1)[:200, :64]
-        ref["embeddings"] = {"sample": np.round(emb, 5).tolist()}
+        ref["embeddings"] = embedding_sketch(embeddings)
     return ref
+
+
+# -- embeddings (see the module docstring) -------------------------------------------------
+def projection(seed: int, dim: int, dims: int) -> np.ndarray:
+    """The ``(dim, min(dim, dims))`` projection regenerated from its seed (orthonormal)."""
+    if dim <= dims:
+        return np.eye(dim)
+    gaussian = np.random.default_rng(seed).standard_normal((dim, dims))
+    q, r = np.linalg.qr(gaussian)
+    return q * np.sign(np.diag(r))  # a unique Q whatever sign the LAPACK picked
+
+
+def median_bandwidth(sample: np.ndarray) -> float:
+    """The median pairwise Euclidean distance (the RBF's sigma; 1.0 for a constant sample)."""
+    sq = (sample ** 2).sum(axis=1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * sample @ sample.T, 0.0)
+    upper = np.sqrt(d2[np.triu_indices(len(sample), 1)])
+    med = float(np.median(upper)) if upper.size else 0.0
+    return med if med > 0 and math.isfinite(med) else 1.0
+
+
+def project(embeddings: Any, part: dict[str, Any]) -> np.ndarray:
+    """Vectors ``(n, d)`` projected as the reference's ``embeddings`` part says."""
+    emb = np.asarray(embeddings, dtype=np.float64)
+    emb = emb.reshape(len(emb), -1)
+    spec = part["projection"]
+    if emb.shape[1] != part["dim"]:
+        raise ArtifactError("Embeddings of another width than the reference's",
+                            expected=f"{part['dim']} values per row",
+                            received=f"{emb.shape[1]}",
+                            fix="compute them with the model the reference was written for")
+    matrix = projection(int(spec["seed"]), int(part["dim"]), int(part["dims"]))
+    if not math.isclose(float(np.abs(matrix).sum()), float(spec["checksum"]), rel_tol=1e-6):
+        raise ArtifactError("The reference's embedding projection cannot be regenerated here",
+                            expected=f"checksum {spec['checksum']}",
+                            received=f"{float(np.abs(matrix).sum())}",
+                            fix="rewrite the reference with this NumPy (lepton train again)")
+    return emb @ matrix
+
+
+def embedding_sketch(embeddings: Any, *, rows: int = EMBED_ROWS, dims: int = EMBED_DIMS,
+                     seed: int = 0) -> dict[str, Any]:
+    """The ``embeddings`` part from penultimate-layer vectors ``(n, d)``."""
+    emb = np.asarray(embeddings, dtype=np.float64)
+    if emb.ndim < 2 or len(emb) < 2 or not np.isfinite(emb).all():
+        raise ArtifactError("Reference embeddings are finite vectors, two rows or more",
+                            received=f"shape {emb.shape}")
+    emb = emb.reshape(len(emb), -1)
+    if len(emb) > rows:
+        emb = emb[np.sort(np.random.default_rng(seed).choice(len(emb), rows, replace=False))]
+    dim = int(emb.shape[1])
+    matrix = projection(seed, dim, dims)
+    spec = {"method": "identity" if dim <= dims else "gaussian-qr", "seed": int(seed),
+            "checksum": float(np.abs(matrix).sum())}
+    part = {"rows": len(emb), "dim": dim, "dims": int(matrix.shape[1]), "projection": spec}
+    sample = np.asarray([[float(f"{v:.6g}") for v in row] for row in project(emb, part)])
+    return {**part, "bandwidth": median_bandwidth(sample), "sample": sample.tolist()}
 
 
 def reference_for(x: Any, outputs: Any, *, input_name: str, output_name: str,
                   task: str | None, labels: list | None = None, frame: Any = None,
-                  metrics: dict | None = None) -> dict[str, Any]:
+                  metrics: dict | None = None, embeddings: Any = None) -> dict[str, Any]:
     """The reference of a model from its (preprocessed) inputs ``x``, its outputs on them,
-    and optionally the raw table ``frame`` those inputs came from."""
+    and optionally the raw table ``frame`` those inputs came from and penultimate-layer
+    ``embeddings`` (``lepton.core.embeddings.penultimate``) of some of those rows."""
     out = np.asarray(outputs, dtype=np.float64)
     flat = out.reshape(len(out), -1)
     if task == "regression":
@@ -157,7 +229,8 @@ def reference_for(x: Any, outputs: Any, *, input_name: str, output_name: str,
     else:
         preds = flat.argmax(axis=1)
     return profile({input_name: x}, {output_name: out}, columns=frame, predictions=preds,
-                   labels=labels if task != "regression" else None, metrics=metrics)
+                   labels=labels if task != "regression" else None, metrics=metrics,
+                   embeddings=embeddings)
 
 
 def check_reference(reference: Any) -> dict[str, Any]:
@@ -177,7 +250,31 @@ def check_reference(reference: Any) -> dict[str, Any]:
             raise ArtifactError(f"The reference sketch of '{name}' is malformed",
                                 expected='{"features": [{"edges", "fractions", "mean", "std"}]}',
                                 received=repr(item)[:120])
+    if "embeddings" in reference:
+        _check_embeddings(reference["embeddings"])
     return reference
+
+
+def _check_embeddings(part: Any) -> None:
+    ok = isinstance(part, dict) and all(isinstance(part.get(k), int) and part[k] >= 1
+                                        for k in ("rows", "dim", "dims"))
+    spec = part.get("projection") if ok else None
+    sample = part.get("sample") if ok else None
+    ok = (ok and isinstance(spec, dict) and spec.get("method") in ("identity", "gaussian-qr")
+          and isinstance(spec.get("seed"), int)
+          and isinstance(spec.get("checksum"), (int, float))
+          and part["dims"] <= part["dim"] and isinstance(part.get("bandwidth"), (int, float))
+          and math.isfinite(part["bandwidth"]) and part["bandwidth"] > 0
+          and isinstance(sample, list) and len(sample) == part["rows"] >= 2
+          and all(isinstance(r, list) and len(r) == part["dims"] for r in sample))
+    if ok:
+        ok = bool(np.isfinite(np.asarray(sample, dtype=np.float64)).all())
+    if not ok:
+        raise ArtifactError("The reference's embeddings part is malformed",
+                            expected='{"rows", "dim", "dims", "projection": {"method", "seed", '
+                                     '"checksum"}, "bandwidth", "sample": [[dims floats]]}',
+                            received=repr(part)[:120],
+                            fix="write it with lepton.sketch.reference.embedding_sketch")
 
 
 def _feature_ok(feature: Any) -> bool:

@@ -29,9 +29,11 @@ def test_help_lists_the_commands():
 
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory) -> tuple[Path, Path, str]:
-    """One `lepton demo --quick` (default seed): its output folder, workspace and stdout."""
+    """One `lepton demo --quick --loop` (default seed): its output folder, workspace and
+    stdout (the run without --loop is the one the same-seed test makes)."""
     root = tmp_path_factory.mktemp("demo")
-    result = lepton("demo", "--quick", "--out", str(root / "demo"), home=root / "workspace")
+    result = lepton("demo", "--quick", "--loop", "--out", str(root / "demo"),
+                    home=root / "workspace")
     assert result.returncode == 0, result.stderr
     return root / "demo", root / "workspace", result.stdout.replace("\n", "")
 
@@ -57,9 +59,47 @@ def test_demo_runs_the_loop_and_says_where(quick_demo):
 
     exported = lepton("feedback", "export", "--model", "mnist", home=home)
     records = [json.loads(line) for line in exported.stdout.splitlines()]
-    assert len(records) == 1
-    assert records[0]["label"] == "7"  # the first MNIST test digit
-    assert records[0]["prediction_id"] in out
+    assert len(records) == 1 + 600  # the served digit, then --loop's inverted digits
+    printed = [r for r in records if r["prediction_id"] in out]
+    assert len(printed) == 1 and printed[0]["label"] == "7"  # the first MNIST test digit
+
+
+@pytest.mark.slow
+def test_demo_monitors_a_clean_and_an_inverted_window(quick_demo):
+    """The loop's first step: the monitor sees no drift in 200 clean test digits and names
+    the image mean (not its spread, which inverting keeps) in 200 inverted ones; the table's
+    title, the page and its JSON are where the demo says."""
+    demo, _, out = quick_demo
+    result = json.loads((demo / "monitor.json").read_text())
+    clean, inverted = result["windows"]
+    assert clean["window"]["rows"] == inverted["window"]["rows"] == 200
+    assert clean["drift"]["drifted"] == []
+    assert inverted["drift"]["drifted"] == ["input_1.channel0_mean"]
+    assert inverted["prediction_drift"]["drifted"]
+    assert f"Monitoring mnist:{result['version']} against its reference" in out
+    page = demo / "monitor.html"
+    assert f"Monitor page: {page.resolve()}" in out
+    assert "data:image/png;base64" in page.read_text()
+
+
+@pytest.mark.slow
+def test_demo_loop_retrains_on_the_inverted_digits_labels(quick_demo):
+    """--loop: labels for the inverted digits come back, the challenger wins on their
+    holdout by a sure margin and is promoted unless it loses on the original test."""
+    demo, home, out = quick_demo
+    decision = json.loads((demo / "retrain.json").read_text())
+    gain = decision["comparison"]["production_holdout"]
+    original = decision["comparison"]["original_test"]
+    assert gain["rows"] == 300 and original["rows"] == 1000
+    assert gain["low"] >= 0.5 and gain["challenger"] > gain["champion"]
+    assert decision["promoted"] == (original["difference"] >= -0.5)
+    assert f"lepton retrain: v1 vs challenger v{decision['challenger_version']}" in out
+    if decision["promoted"]:
+        shown = lepton("models", "show", "mnist", home=home).stdout.splitlines()
+        assert f"mnist:{decision['challenger_version']} is production now" in out
+        row = next(line for line in shown if line.split()[:1] == [
+            str(decision["challenger_version"])])
+        assert "production" in row.split()
 
 
 @pytest.mark.slow

@@ -83,6 +83,9 @@ def test_mnist_drift_feedback_retrain_promote_reload(store, tmp_path):  # noqa: 
             first = shifted["windows"][0]
             assert first["window"]["rows"] == WINDOW
             assert "input_1.channel0_mean" in first["drift"]["drifted"]
+            embedding = first["embedding_drift"]  # MMD of penultimate vectors (kept inputs)
+            assert embedding["drifted"] if embedding.get("method") else \
+                embedding["status"].startswith("the reference has no embeddings")
 
             # random labels: the challenger learns nothing, the record says so
             noisy_at = time.time()

@@ -49,6 +49,7 @@ class Model(Layer):
         self.stop_training = False
         self.torch_optimizer: torch.optim.Optimizer | None = None
         self.history: Any = None
+        self.training_sample: Any = None  # rows fit keeps for the saved reference profile
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
                 raise ConfigError("Model(inputs, outputs) needs both", fix="pass both")
@@ -262,11 +263,14 @@ class Model(Layer):
 
         return summarize(self, print_fn)
 
-    def save(self, path: str | Path, metadata: dict | None = None) -> Path:
-        """Write the artifact directory atomically: lepton.json + weights.safetensors."""
+    def save(self, path: str | Path, metadata: dict | None = None, *,
+             reference: bool = True) -> Path:
+        """Write the artifact directory atomically: lepton.json + weights.safetensors, with
+        the reference profile of the rows ``fit`` kept (``reference=False`` skips it, as
+        checkpoints taken during training do)."""
         from lepton.core.saving import save_model
 
-        return save_model(self, path, metadata=metadata)
+        return save_model(self, path, metadata=metadata, profile=reference)
 
     def get_config(self) -> dict:
         if self.graph is not None:

@@ -38,6 +38,7 @@ from lepton.core.training.feeding import (
     split_validation,
     validation_arrays,
 )
+from lepton.core.training.sample import Reservoir, from_arrays
 from lepton.core.training.strategy import Strategy
 from lepton.errors import ConfigError, ShapeError, TrainingError
 
@@ -164,6 +165,7 @@ class Trainer:
             first = next(iter(x))
             sample_x, sample_y, _ = split_batch(self.model, first, "fit")
             steps = len(x) if hasattr(x, "__len__") else None
+            reservoir = Reservoir(labels=getattr(x, "class_names", None))
         else:
             xs, ys = arrays(self.model, x, y, "fit")
             weights = sample_weights(ys, class_weight, sample_weight)
@@ -177,6 +179,7 @@ class Trainer:
 
             source = None
             steps = math.ceil(len(xs[0]) / batch_size)
+            self.model.training_sample = from_arrays(xs)  # for the reference Model.save writes
         self.prepare(sample_x, sample_y, "fit")
         if self.accumulate > 1 and self.step != self.train_step:
             raise ConfigError("accumulate works with mini-batch optimizers, not with "
@@ -215,8 +218,12 @@ class Trainer:
                     cb.on_epoch_begin(epoch)
                 epoch_source = (self.strategy.shard_stream(split_stream(self.model, source))
                                 if streaming else source_fn())
+                if streaming and epoch == initial_epoch:  # a sample of the first epoch's rows
+                    epoch_source = reservoir.watch(epoch_source)
                 logs = self.train_epoch(epoch_source, steps, local_batch, progress, epoch,
                                         batch_hooks)
+                if streaming and epoch == initial_epoch:
+                    self.model.training_sample = reservoir.sample()
                 if val is not None:
                     val_logs = self.evaluate_batches(array_batches(
                         self.model, val, max(batch_size, 256), self.strategy))
