@@ -104,32 +104,11 @@ def _print_summary(console: Any, result: Any, report: Path, served: Any) -> None
 
 
 def _print_monitoring(console: Any, watched: Any) -> None:
-    """One row per window: its traffic, rows, the features that drifted (test, score), the
-    prediction drift and the label-free accuracy estimate."""
-    from rich.table import Table
+    """The monitor's table over the demo's two windows, then the retrain decision."""
+    from lepton.monitor.table import windows_table
 
-    result = watched.result
-    table = Table(title=f"Monitoring {result['model']}:{result['version']} against its "
-                        f"reference ({watched.seconds:.1f} s)")
-    for column in ("window", "traffic", "rows", "drifted inputs", "prediction drift",
-                   "est. accuracy"):
-        table.add_column(column)
-    for i, (window, traffic) in enumerate(zip(result["windows"], watched.traffic)):
-        drift = window["drift"]
-        drifted = [f"{f['feature']} ({f['method']} {f['score']:.2f})"
-                   for f in drift["features"] if f.get("drifted")]
-        pred = window.get("prediction_drift") or {}
-        p_value = pred.get("p_value")
-        shown = "drift" if pred.get("drifted") else "none"
-        if p_value is not None:
-            shown += f" ({pred['method']} p{'<1e-4' if p_value < 1e-4 else f'={p_value:.2g}'})"
-        estimate = (window.get("quality") or {}).get("estimated_accuracy")
-        table.add_row(str(i + 1), traffic, str(window["window"]["rows"]),
-                      ("[red]" + ", ".join(drifted) + "[/red]") if drifted else
-                      f"[green]none[/green] of {drift['compared']}",
-                      ("[red]" if pred.get("drifted") else "") + shown
-                      + ("[/red]" if pred.get("drifted") else ""),
-                      "-" if estimate is None else f"{estimate:.1%}")
+    table = windows_table(watched.result, watched.traffic)
+    table.title = f"{table.title}, {watched.seconds:.1f} s"
     console.print(table)
     console.print(f"Monitor page: {watched.page}", soft_wrap=True)
     if watched.retrain is not None:

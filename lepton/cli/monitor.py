@@ -33,20 +33,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2, default=float))
         return 0
-    summary = result["summary"]
-    print(f"{result['model']}:{result['version']}: {summary['rows']} predictions in "
-          f"{summary['windows']} window(s); reference: {result['reference']}")
-    for i, w in enumerate(result["windows"], 1):
-        if w["status"] != "ok":
-            print(f"  window {i}: {w['message']}")
-            continue
-        q = w["quality"]
-        quality = "".join(f", {k} {q[k]:.3f}" for k in ("accuracy", "f1_macro",
-                                                        "estimated_accuracy") if k in q)
-        pred = w.get("prediction_drift") or {}
-        print(f"  window {i} ({w['window']['rows']} rows): drifted: "
-              f"{', '.join(w['drift']['drifted']) or 'none'}"
-              f"{'; predictions drifted' if pred.get('drifted') else ''}{quality}"
-              + (f"; {w['unknown_feedback']} feedback for unknown ids"
-                 if w["unknown_feedback"] else ""))
+    from rich.console import Console
+
+    from lepton.monitor.table import windows_table
+
+    summary, console = result["summary"], Console()
+    console.print(f"{result['model']}:{result['version']}: {summary['rows']} predictions in "
+                  f"{summary['windows']} window(s)")
+    console.print(windows_table(result))
+    unknown = sum(w.get("unknown_feedback") or 0 for w in result["windows"])
+    if unknown:
+        console.print(f"{unknown} feedback label(s) for unknown prediction ids")
     return 0

@@ -149,3 +149,19 @@ def test_drift_statistics_agree_with_scipy_on_raw_data():
                        cur.min(), cur.max(), ref.std())
     assert w == pytest.approx(stats.wasserstein_distance(ref, cur) / ref.std(), rel=0.15)
     assert ms.psi(np.asarray(feature["counts"]), np.asarray(feature["counts"])) == 0.0
+
+
+def test_cli_table_names_the_shifted_feature(table_model, store, capsys, monkeypatch):
+    """The text output is the windows table: the shifted column in the drifted one's row."""
+    from lepton.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps a piped table at 80 columns
+    _, record, frame = table_model
+    features = frame.drop(columns=["target"])
+    shifted = features.sample(n=300, replace=True, random_state=2).reset_index(drop=True)
+    shifted["mean_texture"] = shifted["mean_texture"] + 2 * features["mean_texture"].std()
+    log_records(store, record, shifted, start=time.time() - 50, prefix="t", step=0.01)
+    assert main(["monitor", "cancer@production", "--no-save"]) == 0
+    out = capsys.readouterr().out
+    assert "Monitoring cancer:" in out and "drifted inputs" in out
+    assert "mean_texture" in out and "300" in out

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lepton.core.callbacks import Callback
+
+if TYPE_CHECKING:
+    from lepton.demo.loop import Watched
 
 LABELS = [str(d) for d in range(10)]
 SEED = 0
@@ -30,8 +32,6 @@ PEAK_LEARNING_RATE = 4e-3
 # The artifact is evaluated as it is served: Predictor and the torch runtime run float32,
 # whatever precision trained it.
 EVAL_PRECISION = "fp32"
-WINDOW = 200  # rows per monitored window of the demo's traffic
-LOOP_MORE = 400  # labelled inverted digits --loop sends on top of the monitored window
 
 
 @dataclass
@@ -199,20 +199,6 @@ class Served:
     monitoring: Watched | None = None
 
 
-@dataclass
-class Watched:
-    """The monitoring step: the monitor's result over the two windows, and its page."""
-
-    result: dict[str, Any]
-    traffic: list[str]  # what each window carried
-    page: Path
-    report: Path
-    seconds: float
-    shifted_ids: list[str] = field(default_factory=list)  # the inverted window's predictions
-    shifted_since: float = 0.0
-    retrain: dict[str, Any] | None = None  # the decision record of ``--loop``
-
-
 def register(artifact: Path) -> dict[str, Any]:
     """Register the artifact as ``mnist`` in the workspace store and promote it."""
     from lepton.registry import Registry
@@ -226,7 +212,7 @@ def register(artifact: Path) -> dict[str, Any]:
 
 def serve_and_try(entry: dict[str, Any], out: Path, x_test: np.ndarray, y_test: np.ndarray,
                   while_serving: Callable[[Served], None] | None = None,
-                  samples: int = 5, watch: int = WINDOW, loop: tuple | None = None
+                  samples: int = 5, watch: int = 200, loop: tuple | None = None
                   ) -> Served:
     """Serve the registered model, predict a few test digits sent as PNG files through the
     client, and send one feedback (the true label of the first); then ``watch`` (rows per
@@ -234,6 +220,7 @@ def serve_and_try(entry: dict[str, Any], out: Path, x_test: np.ndarray, y_test: 
     data, as ``load_mnist`` gives it) retrain on their labels; ``while_serving`` runs
     while the server is still up (the CLI prints there, and may wait for Ctrl+C)."""
     from lepton.client import Client
+    from lepton.demo.loop import close_the_loop, watch_drift
     from lepton.serve.options import ServeOptions
     from lepton.serve.server import BackgroundServer, ModelRef, ServerConfig, build_app
 
@@ -259,76 +246,13 @@ def serve_and_try(entry: dict[str, Any], out: Path, x_test: np.ndarray, y_test: 
                     end = samples + 2 * watch
                     served.monitoring.retrain = close_the_loop(
                         server, client, served.monitoring, out, loop,
-                        x_test[end:end + LOOP_MORE], y_test[end:end + LOOP_MORE],
+                        x_test[end:end + 2 * watch], y_test[end:end + 2 * watch],
                         y_test[samples + watch:end])
         if while_serving is not None:
             while_serving(served)
     finally:
         server.stop()
     return served
-
-
-def watch_drift(server: Any, client: Any, entry: dict[str, Any], out: Path,
-                digits: np.ndarray, window: int) -> Watched:
-    """The loop's first step: ``window`` clean test digits, then ``window`` inverted ones
-    (white on black becomes black on white), sent as V2 tensors; the monitor's Python API
-    compares each window with the artifact's reference and writes its page."""
-    from lepton.atomic import atomic_write_bytes
-    from lepton.monitor import monitor
-    from lepton.monitor.page import save_page
-
-    started = time.perf_counter()
-    since = time.time()
-    send(client, digits[:window])
-    shifted_since = time.time()
-    shifted_ids = send(client, 1.0 - digits[window:2 * window])
-    server.app.predlog.flush()  # what the log's writer thread does every half second
-    result = monitor(f"mnist:{entry['version']}", since=since, window=window)
-    page = save_page(result, out / "monitor.html")
-    report = out / "monitor.json"
-    atomic_write_bytes(report, json.dumps(result, indent=1, default=str).encode())
-    return Watched(result, ["clean test digits", "inverted digits"], page.resolve(),
-                   report.resolve(), time.perf_counter() - started, shifted_ids,
-                   shifted_since)
-
-
-def send(client: Any, images: np.ndarray, batch: int = 25) -> list[str]:
-    """``images`` as V2 infer requests of ``batch`` rows; their prediction ids."""
-    name = client.metadata("mnist")["inputs"][0]["name"]
-    ids: list[str] = []
-    for start in range(0, len(images), batch):
-        client.infer("mnist", {name: images[start:start + batch].astype(np.float32)})
-        ids += client.last_ids
-    return ids
-
-
-def close_the_loop(server: Any, client: Any, watched: Watched, out: Path, data: tuple,
-                   more: np.ndarray, more_labels: np.ndarray, shifted_labels: np.ndarray
-                   ) -> dict[str, Any]:
-    """``lepton demo --loop``: true labels come back for the inverted digits (and for
-    ``more`` of them), then ``lepton retrain`` trains a challenger from the champion on the
-    original digits ∪ the labelled inverted ones and promotes it only if a paired bootstrap
-    says it wins on a holdout of those without losing on the original test digits."""
-    from lepton.atomic import atomic_write_bytes
-    from lepton.retrain import retrain
-
-    started = time.perf_counter()
-    (x_train, y_train), (x_test, y_test) = data
-    ids = watched.shifted_ids + send(client, 1.0 - more)
-    for pid, label in zip(ids, [*shifted_labels, *more_labels], strict=True):
-        client.feedback(pid, label=str(int(label)))
-    server.app.predlog.flush()
-    original = out / "mnist.npz"  # the original data retrain reads (and digests)
-    np.savez(original, x_train=x_train, y_train=y_train, x_test=x_test[-1000:],
-             y_test=y_test[-1000:])
-    shifted = watched.result["windows"][-1]
-    decision = retrain("mnist", data=original, feedback_since=watched.shifted_since,
-                       epochs=1, trigger="drift",
-                       evidence={"drifted": shifted["drift"]["drifted"],
-                                 "monitor_report": shifted.get("id")})
-    decision["seconds"] = time.perf_counter() - started
-    atomic_write_bytes(out / "retrain.json", json.dumps(decision, indent=1, default=str).encode())
-    return decision
 
 
 def curl_line(url: str, png: Path) -> str:
