@@ -153,19 +153,23 @@ def train_mnist(out: Path, data: tuple, epochs: int = 3, seed: int = SEED,
     artifact = out / "model"
     with atomic_directory(artifact) as tmp:
         save_artifact(model, tmp, metadata=metadata,  # the reference is for lepton monitor
-                      reference=training_reference(model, x_train, metrics))
+                      reference=training_reference(model, x_train, metrics,
+                                                         held_out=x_test[-1000:]))
         save_report(tmp / "report.html", "Lepton demo: MNIST CNN", metrics, figures, info)
     return DemoResult(artifact, artifact / "report.html", accuracy, EVAL_PRECISION,
                       time.perf_counter() - started, history)
 
 
 def training_reference(model: Any, x_train: np.ndarray, metrics: dict[str, Any],
-                       rows: int = 5000) -> dict[str, Any]:
+                       rows: int = 5000, held_out: np.ndarray | None = None
+                       ) -> dict[str, Any]:
     """The artifact's reference profile (``lepton.sketch.reference``): per-channel image
-    statistics and the predictions on a sample of the training digits, and the test
-    metrics, so ``lepton monitor mnist`` can tell when served digits stop looking like
-    these."""
+    statistics and the predictions on a sample of the training digits, the test metrics,
+    and penultimate-layer embeddings of ``held_out`` digits (the network's own training
+    digits sit closer to its classes than any new digit will), so ``lepton monitor mnist``
+    can tell when served digits stop looking like these."""
     from lepton.artifact.predictor import Predictor
+    from lepton.core.embeddings import penultimate
     from lepton.sketch.reference import reference_for
 
     idx = np.sort(np.random.default_rng(SEED).permutation(len(x_train))[:rows])
@@ -175,7 +179,9 @@ def training_reference(model: Any, x_train: np.ndarray, metrics: dict[str, Any],
              list(getattr(model, "output_names", None) or []) or ["output_1"])
     return reference_for(sample, outputs, input_name=names[0][0], output_name=names[1][0],
                          task="multiclass", labels=LABELS,
-                         metrics={"accuracy": float(metrics["accuracy"])})
+                         metrics={"accuracy": float(metrics["accuracy"])},
+                         embeddings=None if held_out is None else penultimate(
+                             model, np.asarray(held_out, np.float32), seed=SEED))
 
 
 def png_base64(image: np.ndarray) -> str:

@@ -74,8 +74,9 @@ def test_demo_monitors_a_clean_and_an_inverted_window(quick_demo):
     clean, inverted = result["windows"]
     assert clean["window"]["rows"] == inverted["window"]["rows"] == 200
     assert clean["drift"]["drifted"] == []
-    assert inverted["drift"]["drifted"] == ["input_1.channel0_mean"]
+    assert inverted["drift"]["drifted"] == ["input_1.channel0_mean", "embedding"]
     assert inverted["prediction_drift"]["drifted"]
+    assert clean["embedding_drift"]["method"] == "mmd" and inverted["embedding_drift"]["drifted"]
     assert f"Monitoring mnist:{result['version']} against its reference" in out
     page = demo / "monitor.html"
     assert f"Monitor page: {page.resolve()}" in out

@@ -84,8 +84,8 @@ def test_mnist_drift_feedback_retrain_promote_reload(store, tmp_path):  # noqa: 
             assert first["window"]["rows"] == WINDOW
             assert "input_1.channel0_mean" in first["drift"]["drifted"]
             embedding = first["embedding_drift"]  # MMD of penultimate vectors (kept inputs)
-            assert embedding["drifted"] if embedding.get("method") else \
-                embedding["status"].startswith("the reference has no embeddings")
+            assert embedding["method"] == "mmd" and embedding["drifted"]
+            assert all(w["embedding_drift"]["method"] == "mmd" for w in clean["windows"])
 
             # random labels: the challenger learns nothing, the record says so
             noisy_at = time.time()
