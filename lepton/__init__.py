@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 # Every public module and subpackage, in stage order (tests/test_package.py keeps it complete).
 _LAZY = {name: f"lepton.{name}" for name in [
-    "errors", "atomic", "core", "data", "datasets", "artifact", "evaluate", "store",
+    "errors", "atomic", "sketch", "core", "data", "datasets", "artifact", "evaluate", "store",
     "registry", "compress", "train", "tune", "serve", "client", "monitor", "retrain", "testing",
     "demo", "cli",
 ]}

@@ -79,6 +79,9 @@ def test_functional_multi_input_multi_output_round_trip(tmp_path, digits):
     assert {"digit_accuracy", "big_auc"} <= set(history.history)
     before = model.predict([x, side])
     model.save(tmp_path / "multi")
+    reference = json.loads((tmp_path / "multi" / "lepton.json").read_text())["reference"]
+    assert set(reference["inputs"]) == {"image", "extra"}  # fit's rows, both inputs
+    assert reference["embeddings"]["rows"] == 256  # the head's input, from both inputs
     loaded = load_model(tmp_path / "multi")
     after = loaded.predict({"image": x, "extra": side})
     for a, b in zip(after, before):

@@ -12,7 +12,6 @@ the compiled loss, the class labels when known and the last epoch's metrics.
 
 from __future__ import annotations
 
-import inspect
 import math
 import warnings
 from collections.abc import Iterable, Iterator
@@ -129,15 +128,14 @@ def _metrics(model: Any) -> dict[str, float]:
     return out
 
 
-def _embeddings(model: Any, x: np.ndarray) -> np.ndarray | None:
-    """Penultimate-layer vectors for image- or token-like inputs, where Lepton has them."""
-    if x.ndim < 3 and x.dtype.kind not in "iu":
+def _embeddings(model: Any, xs: list[np.ndarray]) -> np.ndarray | None:
+    """Penultimate-layer vectors for image- or token-like inputs (tables have per-column
+    sketches); all the model's inputs go in, the first decides."""
+    from lepton.core.embeddings import penultimate
+
+    if xs[0].ndim < 3 and xs[0].dtype.kind not in "iu":
         return None
-    try:
-        from lepton.core.embeddings import penultimate  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return penultimate(model, x)
+    return penultimate(model, xs[0] if len(xs) == 1 else xs)
 
 
 def reference_of(model: Any, metadata: dict | None = None) -> dict[str, Any] | None:
@@ -157,14 +155,9 @@ def reference_of(model: Any, metadata: dict | None = None) -> dict[str, Any] | N
     meta_labels = (meta or {}).get("labels")
     labels = sample.labels or ([str(v) for v in meta_labels]
                                if isinstance(meta_labels, list) else None)
-    options: dict[str, Any] = {}
-    if "embeddings" in inspect.signature(reference_for).parameters:
-        emb = _embeddings(model, xs[0])
-        if emb is not None:
-            options["embeddings"] = emb
     ref = reference_for(xs[0], outputs[0], input_name=names[0], output_name=out_names[0],
                         task=task_of(model), labels=labels, metrics=_metrics(model) or None,
-                        **options)
+                        embeddings=_embeddings(model, xs))
     for name, x in zip(names[1:], xs[1:]):
         ref["inputs"][name] = sketch(x)
     for name, out in zip(out_names[1:], outputs[1:]):
