@@ -12,6 +12,14 @@ from lepton.core.layers.base import Layer
 from lepton.errors import ConfigError
 
 
+def _permutations(rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Channels last -> axis 1 and back, for a tensor of ``rank`` dimensions."""
+    return (0, rank - 1, *range(1, rank - 1)), (0, *range(2, rank), 1)
+
+
+_PERMUTATIONS = {rank: _permutations(rank) for rank in (3, 4, 5)}
+
+
 class BatchNormalization(Layer):
     """Normalises the channels axis (last) with batch statistics while training and moving
     averages at inference. ``momentum`` is Keras': moving = momentum * moving + (1-m) * batch.
@@ -64,10 +72,10 @@ class BatchNormalization(Layer):
         if rank <= 2:
             return F.batch_norm(x, self.moving_mean, self.moving_variance, self.gamma,
                                 self.beta, training, factor, self.epsilon)
-        y = F.batch_norm(x.permute(0, rank - 1, *range(1, rank - 1)), self.moving_mean,
-                         self.moving_variance, self.gamma, self.beta, training, factor,
-                         self.epsilon)
-        return y.permute(0, *range(2, rank), 1)
+        to_first, to_last = _PERMUTATIONS.get(rank) or _permutations(rank)
+        y = F.batch_norm(x.permute(to_first), self.moving_mean, self.moving_variance,
+                         self.gamma, self.beta, training, factor, self.epsilon)
+        return y.permute(to_last)
 
 
 class LayerNormalization(Layer):

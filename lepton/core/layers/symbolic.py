@@ -16,6 +16,8 @@ from lepton.core.layers.base import Layer, _validate_input_shape, unique_name
 from lepton.core.layers.symbolic_tensor import Node, SymbolicTensor, fill
 from lepton.errors import ConfigError
 
+_module_call = torch.nn.Module.__call__
+
 _DTYPES = {"float32": torch.float32, "float64": torch.float32, "float16": torch.float16,
            "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int64,
            "uint8": torch.uint8, "bool": torch.bool}
@@ -79,6 +81,18 @@ class Graph:
                                len(node.outputs)))
         self.output_slots = [slot_of[id(t)] for t in outputs]
         self.n_slots = len(slot_of)
+        # each intermediate is dropped after the last step that reads it, so its memory goes
+        # back to the allocator for the next layer's output (as eager PyTorch does) instead
+        # of the whole forward's feature maps staying alive until the end
+        last_use: dict[int, int] = {}
+        for k, (_, _, in_slots, *_) in enumerate(self.steps):
+            for slot in in_slots:
+                last_use[slot] = k
+        keep = set(self.output_slots)
+        self.release: list[tuple[int, ...]] = [() for _ in self.steps]
+        for slot, k in last_use.items():
+            if slot not in keep:
+                self.release[k] += (slot,)
         self.layers: list[Layer] = []
         for layer, *_ in self.steps:
             if all(layer is not seen for seen in self.layers):
@@ -112,12 +126,16 @@ class Graph:
         slots: list = [None] * self.n_slots
         slots[: len(inputs)] = inputs
         fold = {self.output_slots[i] for i in logits_outputs}
-        for layer, spec, in_slots, kwargs, first, n_out in self.steps:
+        for (layer, spec, in_slots, kwargs, first, n_out), done in zip(self.steps,
+                                                                       self.release):
             args = fill(spec, [slots[i] for i in in_slots])
+            for i in done:
+                slots[i] = None
             if first in fold:
                 out = layer.call_logits(*args, **kwargs)
-            else:
-                out = layer(*args, **kwargs)
+            else:  # real tensors: torch's module call (hooks kept), no placeholder check
+                out = _module_call(layer, *args, **kwargs)
+            del args
             if n_out == 1:
                 slots[first] = out
             else:
