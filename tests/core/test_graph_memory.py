@@ -34,12 +34,16 @@ class Check(Layer):
         return x
 
 
-def test_an_intermediate_is_freed_after_its_last_reader_and_outputs_stay():
+def _watched_graph():
+    """Input -> Dense 'hidden' -> Watch: the placeholders and the two probe layers."""
     inp = Input((8,))
     hidden = L.Dense(16, name="hidden")(inp)
     watch = Watch(name="watch")
-    check = Check(watch, name="check")
-    watched = watch(hidden)
+    return inp, hidden, watch(hidden), Check(watch, name="check")
+
+
+def test_an_intermediate_is_freed_after_its_last_reader_and_outputs_stay():
+    inp, hidden, watched, check = _watched_graph()
     out = L.Dense(2, name="out")(check(L.Dense(4, name="after")(watched)))
     model = Model(inp, [out, hidden]).eval()
     with torch.inference_mode():
@@ -49,15 +53,10 @@ def test_an_intermediate_is_freed_after_its_last_reader_and_outputs_stay():
 
 
 def test_a_tensor_read_twice_lives_until_its_second_reader():
-    inp = Input((8,))
-    hidden = L.Dense(16, name="hidden")(inp)
-    watch = Watch(name="watch")
-    check = Check(watch, name="check")
-    first = watch(hidden)
+    inp, _, first, check = _watched_graph()
     joined = L.Add()([check(L.Dense(16, name="side")(first)), first])  # 'first' read again
     model = Model(inp, L.Dense(1)(joined)).eval()
-    x = torch.randn(3, 8)
     with torch.inference_mode():
-        y = model(x)
+        y = model(torch.randn(3, 8))
     assert check.alive is True  # 'first' still has a reader (the Add) when 'check' runs
     assert y.shape == (3, 1)
