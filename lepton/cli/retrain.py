@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accept original data that differs from the recorded digest")
     parser.add_argument("--cooldown", default="1h", help="least time between promotions")
     parser.add_argument("--max-per-day", type=int, default=3)
+    parser.add_argument("--min-labels", type=int, default=200,
+                        help="--trigger feedback: labels needed since --feedback-since")
+    parser.add_argument("--max-accuracy-drop", type=float, default=2.0,
+                        help="--trigger feedback: points below validation accuracy that "
+                             "also trigger")
+    parser.add_argument("--every", default="7d", help="--trigger schedule: the period")
     parser.add_argument("--json", action="store_true")
 
 
@@ -36,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
                        min_gain=args.min_gain, max_drop=args.max_drop,
                        resamples=args.resamples, trigger=args.trigger, epochs=args.epochs,
                        dry_run=args.dry_run, allow_data_change=args.allow_data_change,
-                       cooldown=args.cooldown, max_per_day=args.max_per_day)
+                       cooldown=args.cooldown, max_per_day=args.max_per_day,
+                       min_labels=args.min_labels, max_accuracy_drop=args.max_accuracy_drop,
+                       every=args.every)
     if args.json:
         print(json.dumps(decision, indent=2, default=float))
     else:

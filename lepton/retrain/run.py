@@ -92,9 +92,13 @@ def retrain(model: str, *, data: str | Path, feedback_since: Any = None, min_gai
             max_drop: float = 0.5, resamples: int = 2000, trigger: str = "manual",
             evidence: dict | None = None, epochs: int | None = None, dry_run: bool = False,
             allow_data_change: bool = False, cooldown: str = "1h", max_per_day: int = 3,
-            store: Any = None, holdout: float = 0.5, seed: int = 0) -> dict[str, Any]:
-    """Champion/challenger retraining; returns the decision record (also stored)."""
+            store: Any = None, holdout: float = 0.5, seed: int = 0, min_labels: int = 200,
+            max_accuracy_drop: float = 2.0, every: str = "7d") -> dict[str, Any]:
+    """Champion/challenger retraining; returns the decision record (also stored). The
+    trigger is checked first (``retrain.triggers``: drift in a stored report, ``min_labels``
+    labels or a ``max_accuracy_drop`` on feedback, ``every`` for a schedule)."""
     from lepton.registry import Registry
+    from lepton.retrain.triggers import check_trigger
     from lepton.store import Store
     from lepton.store._monitor import save_decision
     from lepton.train.datasets import data_hash
@@ -111,6 +115,11 @@ def retrain(model: str, *, data: str | Path, feedback_since: Any = None, min_gai
     config = training.get("config") or {}
     target = config.get("target")
     blocked = _guard(store, name, trigger, parse_duration(cooldown) or 0.0, max_per_day, now)
+    if not blocked:
+        blocked, record["trigger_evidence"] = check_trigger(
+            store, champion, trigger, now=now, since=parse_since(feedback_since, now),
+            min_labels=min_labels, max_accuracy_drop=max_accuracy_drop, every=every)
+        blocked = blocked and f"trigger '{trigger}' does not hold: {blocked}"
     if blocked:
         record["reason"] = f"not retrained: {blocked}"
         record["id"] = save_decision(store, record)
