@@ -101,6 +101,13 @@ class MissingDependencyError(LeptonError, ImportError):
         )
 
 
+class StoreUnavailableError(LeptonError, ConnectionError):
+    """The store's database cannot be opened: refused, unreachable, bad credentials, or a
+    workspace folder that cannot be created."""
+
+    http_status = 503
+
+
 class ServerUnavailableError(LeptonError, ConnectionError):
     """Nothing answers at the server's address (refused, timed out, unreachable)."""
 

@@ -22,10 +22,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from lepton.errors import ConfigError, ConflictError, LeptonTypeError, NotFoundError
+from lepton.errors import (
+    ConfigError,
+    ConflictError,
+    LeptonTypeError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from lepton.store import _schema as s
 from lepton.store._engine import create_store_engine, upgrade, with_retry
 from lepton.store._json import dumpb, dumps, loads
@@ -85,10 +91,30 @@ class Store:
         ``url`` defaults to ``$LEPTON_DB_URL``, else SQLite in the workspace
         (``$LEPTON_HOME``, else ``./.lepton``), where registered artifacts are kept too.
         """
-        root = Path(workspace).resolve() if workspace is not None else workspace_dir()
-        root.mkdir(parents=True, exist_ok=True)
-        engine = create_store_engine(url or default_url(root))
-        upgrade(engine)
+        root = (Path(workspace) if workspace is not None else workspace_dir(create=False)).resolve()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailableError(f"Cannot create the Lepton workspace {root}",
+                                        received=exc.strerror or str(exc),
+                                        fix="set LEPTON_HOME to a folder you can write"
+                                        ) from None
+        url = url or default_url(root)
+        engine = None
+        try:
+            engine = create_store_engine(url)
+            upgrade(engine)
+        except (OperationalError, OSError) as exc:
+            if engine is not None:
+                engine.dispose()
+            shown = make_url(url).render_as_string(hide_password=True)
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise StoreUnavailableError(f"Cannot open the Lepton store at {shown}",
+                                        received=reason,
+                                        fix="check $LEPTON_DB_URL (host, port, user, "
+                                            "password, database) and that the database is "
+                                            "running, or unset it for the workspace's "
+                                            "SQLite file") from None
         return cls(engine, root)
 
     @property
