@@ -20,8 +20,10 @@ from lepton.tune.worker import SURPLUS
 from tests.conftest import REPO
 from tests.tune.conftest import TINY_SPACE
 
-# trials long enough to be killed in the middle (a few seconds: 60 epochs, no early stop)
-SLOW_SPACE = {**TINY_SPACE, "epochs": [60], "patience": [1000]}
+# trials long enough to be killed in the middle, with margin: the kill comes at epoch 3 of
+# 200 (no early stop), so a loaded machine cannot finish the trial between seeing it run and
+# the SIGKILL landing
+SLOW_SPACE = {**TINY_SPACE, "epochs": [200], "patience": [1000]}
 
 
 def _running_trial(out, min_epochs: int):
