@@ -20,6 +20,29 @@ from lepton.core.layers.core import ActivatedLayer, glorot_uniform_, positive_in
 from lepton.errors import ShapeError
 
 
+def _depthwise_settings(layer: Any, kernel_size: Any, strides: Any, padding: Any,
+                        depth_multiplier: int, dilation_rate: Any, use_bias: bool,
+                        example: str) -> None:
+    """The arguments both depthwise layers take, checked and set on ``layer``."""
+    owner = type(layer).__name__
+    layer.kernel_size = as_tuple(kernel_size, 2, owner, "kernel_size")
+    layer.strides = as_tuple(strides, 2, owner, "strides")
+    layer.dilation_rate = as_tuple(dilation_rate, 2, owner, "dilation_rate")
+    layer.padding = check_padding(padding, owner, 2)
+    layer.depth_multiplier = positive_int(depth_multiplier, owner, "depth_multiplier",
+                                          f"{owner}({example}, depth_multiplier=1)")
+    layer.use_bias = use_bias
+
+
+def _channels(layer: Any, input_shape: tuple) -> int:
+    """The input's channels (one depthwise group each); 4-D channels-last input only."""
+    if len(input_shape) != 4:
+        raise ShapeError(f"{type(layer).__name__} '{layer.name}' expects 4-D channels-last "
+                         "input", expected="(batch, height, width, channels)",
+                         received=f"shape {input_shape}")
+    return int(input_shape[-1])
+
+
 class DepthwiseConv2D(ActivatedLayer):
     """One ``kernel_size`` filter per input channel (``depth_multiplier`` of them), no mixing
     across channels. ``padding`` is 'valid', 'same', or explicit symmetric pixels."""
@@ -29,21 +52,11 @@ class DepthwiseConv2D(ActivatedLayer):
                  dilation_rate: int | Sequence[int] = 1, activation: str | None = None,
                  use_bias: bool = True, **kwargs: Any) -> None:
         super().__init__(activation=activation, **kwargs)
-        owner = type(self).__name__
-        self.kernel_size = as_tuple(kernel_size, 2, owner, "kernel_size")
-        self.strides = as_tuple(strides, 2, owner, "strides")
-        self.dilation_rate = as_tuple(dilation_rate, 2, owner, "dilation_rate")
-        self.padding = check_padding(padding, owner, 2)
-        self.depth_multiplier = positive_int(depth_multiplier, owner, "depth_multiplier",
-                                             f"{owner}(3, depth_multiplier=1)")
-        self.use_bias = use_bias
+        _depthwise_settings(self, kernel_size, strides, padding, depth_multiplier,
+                            dilation_rate, use_bias, "3")
 
     def build(self, input_shape: tuple) -> None:
-        if len(input_shape) != 4:
-            raise ShapeError(f"{type(self).__name__} '{self.name}' expects 4-D channels-last "
-                             "input", expected="(batch, height, width, channels)",
-                             received=f"shape {input_shape}")
-        self.groups = input_shape[-1]
+        self.groups = _channels(self, input_shape)
         out = self.groups * self.depth_multiplier
         receptive = math.prod(self.kernel_size)
         kernel = glorot_uniform_(torch.empty(out, 1, *self.kernel_size), receptive,
@@ -73,20 +86,11 @@ class SeparableConv2D(ActivatedLayer):
         super().__init__(activation=activation, **kwargs)
         owner = type(self).__name__
         self.filters = positive_int(filters, owner, "filters", f"{owner}(32, 3)")
-        self.kernel_size = as_tuple(kernel_size, 2, owner, "kernel_size")
-        self.strides = as_tuple(strides, 2, owner, "strides")
-        self.dilation_rate = as_tuple(dilation_rate, 2, owner, "dilation_rate")
-        self.padding = check_padding(padding, owner, 2)
-        self.depth_multiplier = positive_int(depth_multiplier, owner, "depth_multiplier",
-                                             f"{owner}(32, 3, depth_multiplier=1)")
-        self.use_bias = use_bias
+        _depthwise_settings(self, kernel_size, strides, padding, depth_multiplier,
+                            dilation_rate, use_bias, "32, 3")
 
     def build(self, input_shape: tuple) -> None:
-        if len(input_shape) != 4:
-            raise ShapeError(f"SeparableConv2D '{self.name}' expects 4-D channels-last input",
-                             expected="(batch, height, width, channels)",
-                             received=f"shape {input_shape}")
-        self.groups = input_shape[-1]
+        self.groups = _channels(self, input_shape)
         middle = self.groups * self.depth_multiplier
         receptive = math.prod(self.kernel_size)
         depthwise = glorot_uniform_(torch.empty(middle, 1, *self.kernel_size), receptive,
