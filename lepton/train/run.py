@@ -245,6 +245,7 @@ def train(data: str | Path, target: str | None = None, *, model: str = "auto",
     t0 = time.perf_counter()
     prepared = (prepare_images(data, preprocessing, split) if kind == "images"
                 else prepare_table(data, target, preprocessing, split, text_mode))
+    runs: list[tuple[Any, Any]] = []  # (prepared data, plan) per candidate
     try:
         if backbone is not None:  # a pretrained backbone, fine-tuned (lepton/train/transfer)
             transfer.use_imagenet_statistics(prepared, log)
@@ -263,13 +264,21 @@ def train(data: str | Path, target: str | None = None, *, model: str = "auto",
                 prepared, plans, lambda p, pl: _fit(p, pl, int(split.get("seed", 42)), None, 0,
                                                     lambda _e, _l: None),
                 int(split.get("seed", 42)), int(train_cfg.get("cv_folds", 5)), log)
-        for plan in plans:
+        runs += [(prepared, p) for p in plans]
+        if backbone is not None and backbone.chosen_by:  # auto's backbone must earn its place:
+            rival = prepare_images(data, cfg.get("preprocessing"), split)  # the small CNN too,
+            runs += [(rival, p) for p in make_plans(  # on the same validation images
+                "auto", rival.kind, len(rival.y_train), overrides)]
+        for inputs, plan in runs:
             log(f"model: {plan.describe()}")
-            fit = _fit if backbone is None else transfer.fitter(_compile, _callbacks)
-            candidate, hist = fit(prepared, plan, int(split.get("seed", 42)), time_limit,
+            fit = (transfer.fitter(_compile, _callbacks)
+                   if isinstance(plan, transfer.TransferPlan) else _fit)
+            candidate, hist = fit(inputs, plan, int(split.get("seed", 42)), time_limit,
                                   verbose, lambda e, logs: record.log_metrics(run_id, logs, e))
             tried.append((min(hist.get("val_loss") or [float("inf")]), plan, candidate, hist))
-        _, plan, net, history = min(tried, key=lambda t: t[0])
+        best = min(range(len(tried)), key=lambda i: tried[i][0])
+        _, plan, net, history = tried[best]
+        prepared = runs[best][0]
         if len(tried) > 1:
             log("picked " + plan.preset + " by validation loss: " + ", ".join(
                 f"{p.preset} {v:.4f}" for v, p, _, _ in tried))
@@ -322,7 +331,8 @@ def train(data: str | Path, target: str | None = None, *, model: str = "auto",
         record.end_run(locals().get("run_id"), None)
         raise
     finally:
-        prepared.close()
+        for inputs in {id(p): p for p in [prepared, *(r[0] for r in runs)]}.values():
+            inputs.close()
     registered = record.register(out, name, run_id) if register else None
     return TrainResult(path=out, report=out / report.name, metrics=metrics, history=history,
                        plan=plan, seconds=time.perf_counter() - t0, registered=registered)

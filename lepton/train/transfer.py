@@ -19,8 +19,10 @@ Images are resized to ``--image-size`` (default: 64 for smaller images, as measu
 BreastMNIST's 28 px in benchmarks/README.md, else their size up to 224), grayscale ones
 expanded to RGB, and normalised with ImageNet's statistics, which the artifact's
 preprocessing keeps, so predict and the server feed the network what it saw.
-``--model auto`` on a small image folder takes this path when a weights file is available
-(``--weights``, or ``$LEPTON_HOME/weights/mobilenet_v2.safetensors``) and says so.
+``--model auto`` on a small image folder tries this path when a weights file is available
+(``--weights``, or ``$LEPTON_HOME/weights/mobilenet_v2.safetensors``), trains the small CNN
+beside it on the same validation images, keeps whichever has the lower validation loss, and
+says so.
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ def transfer_plan(model: str, data: Path, weights: str | None,
         if n >= SMALL_IMAGE_SET:
             return None
         chosen_by = (f"chosen by --model auto: {n} images (< {SMALL_IMAGE_SET}) and a "
-                     f"weights file at {path}")
+                     f"weights file at {path}; kept only if it beats the small CNN on "
+                     "validation loss")
     elif not path.is_file():
         raise ConfigError(
             f"--model {model} fine-tunes pretrained weights, and none were found",

@@ -255,6 +255,14 @@ def test_lepton_train_fine_tunes_a_backbone_into_a_served_artifact(tmp_path, mon
 
     plan = transfer.transfer_plan("auto", root, None, 32)
     assert plan is not None and "chosen by --model auto" in plan.describe()
+    # ... and keeps it only if it beats the small CNN on the same validation images
+    auto = tmp_path / "auto"
+    assert main(["train", "--data", str(root), "--model", "auto", "--image-size", "32",
+                 "--epochs", "2", "--out", str(auto), "--no-register"]) == 0
+    err = capsys.readouterr().err
+    assert "picked " in err and "mobilenetv2 " in err.split("picked ")[1]
+    info = json.loads((auto / "lepton.json").read_text())["metadata"]["report_info"]
+    assert "mobilenetv2 (val loss" in info["candidates"] and "cnn" in info["candidates"]
     # ... and the small CNN without one
     monkeypatch.setenv("LEPTON_HOME", str(tmp_path / "empty"))
     assert transfer.transfer_plan("auto", root, None, None) is None
