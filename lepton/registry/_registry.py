@@ -35,7 +35,8 @@ from lepton.registry._artifacts import (
 from lepton.store import _schema as s
 from lepton.store._json import dumps, loads
 from lepton.store._paths import safe_join, validate_name
-from lepton.store._store import Store, actor, iso
+from lepton.store._store import Store
+from lepton.store._values import actor, iso
 
 STAGES = ("production", "staging")
 _METADATA_KEYS = ("task", "labels", "metrics", "lineage", "training", "threshold")

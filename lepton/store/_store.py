@@ -1,4 +1,5 @@
-"""The Lepton store: runs and metrics, the prediction log and feedback, behind one object.
+"""The Lepton store: runs and metrics (``_runs``), the prediction log and feedback, behind one
+object.
 
 Every write is one transaction that is committed (and, on SQLite, fsynced) before the method
 returns, and is retried on transient contention; so a write that returned is never lost and
@@ -10,25 +11,22 @@ create duplicates.
 from __future__ import annotations
 
 import functools
-import getpass
 import math
 import os
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from lepton.errors import (
     ConfigError,
     ConflictError,
-    LeptonTypeError,
     NotFoundError,
     StoreUnavailableError,
 )
@@ -36,9 +34,10 @@ from lepton.store import _schema as s
 from lepton.store._engine import create_store_engine, upgrade, with_retry
 from lepton.store._json import dumpb, dumps, loads
 from lepton.store._paths import workspace_dir
+from lepton.store._runs import RunLog
+from lepton.store._values import check_id, iso
 
 T = TypeVar("T")
-RUN_STATUSES = ("running", "finished", "failed", "killed")
 _PREDICTION_COLUMNS = ["id", "model", "version", "created_at", "latency_ms", "outputs",
                        "input_digest", "input_sample"]
 
@@ -51,28 +50,7 @@ def default_url(workspace: Path | None = None) -> str:
     return f"sqlite:///{(workspace or workspace_dir()) / 'lepton.db'}"
 
 
-def actor() -> str:
-    """Who is acting, for audit columns: ``$LEPTON_USER``, else the login name."""
-    try:
-        return os.environ.get("LEPTON_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="microseconds")
-
-
-def _check_id(value: object, what: str, max_len: int) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= max_len:
-        raise ConfigError(f"Invalid {what}", expected=f"a non-empty string of at most "
-                          f"{max_len} characters", received=repr(value)[:80])
-    return value
-
-
-class Store:
+class Store(RunLog):
     """Runs, metrics, the prediction log and feedback (the registry lives in ``lepton.registry``).
 
     Open it with ``Store.open()``; it is safe to share between threads, and each process
@@ -172,106 +150,6 @@ class Store:
                 conn.execute(select(func.count()).select_from(table)).scalar()
             return "ok"
 
-    # -- runs and metrics --------------------------------------------------------------------
-    def start_run(self, name: str, params: Mapping[str, Any] | None = None, *,
-                  tags: Mapping[str, Any] | None = None, run_id: str | None = None) -> str:
-        """Record a new run (status ``running``) and return its id.
-
-        Passing the ``run_id`` of an earlier run resumes it: its status goes back to running
-        and its params are kept, so a restarted training run keeps one record.
-        """
-        if not isinstance(name, str) or not name:
-            raise ConfigError("Invalid run name", expected="a non-empty string",
-                              received=repr(name))
-        row = {"id": run_id or uuid.uuid4().hex, "name": name, "status": "running",
-               "params": dumps(dict(params or {})), "tags": dumps(dict(tags or {})),
-               "started_at": time.time(), "ended_at": None, "cost_usd": None,
-               "created_by": actor()}
-        _check_id(row["id"], "run id", 32)
-
-        def tx(conn: Connection) -> None:
-            stmt = self.insert(s.runs).values(row).on_conflict_do_update(
-                index_elements=["id"], set_={"status": "running", "ended_at": None})
-            conn.execute(stmt)
-        self.write(tx)
-        return row["id"]
-
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
-        """Record metric values at ``step``; logging a step again overwrites it (resumed runs)."""
-        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-            raise ConfigError("Invalid metric step", expected="an int >= 0", received=repr(step))
-        now = time.time()
-        rows = []
-        for key, value in metrics.items():
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise LeptonTypeError(f"Metric '{key}' is not a number",
-                                      received=repr(value)[:80]) from None
-            rows.append({"run_id": run_id, "key": str(key), "step": step,
-                         "value": None if math.isnan(value) else value, "logged_at": now})
-        if not rows:
-            return
-
-        def tx(conn: Connection) -> None:
-            self._require_run(conn, run_id)
-            stmt = self.insert(s.metrics)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["run_id", "key", "step"],
-                set_={"value": stmt.excluded.value, "logged_at": stmt.excluded.logged_at})
-            conn.execute(stmt, rows)
-        self.write(tx)
-
-    def end_run(self, run_id: str, status: str = "finished", *,
-                cost_usd: float | None = None) -> None:
-        """Close a run with ``finished``, ``failed`` or ``killed`` and, if known, its cost."""
-        if status not in RUN_STATUSES[1:]:
-            raise ConfigError("Invalid run status", expected=" | ".join(RUN_STATUSES[1:]),
-                              received=repr(status))
-        values: dict[str, Any] = {"status": status, "ended_at": time.time()}
-        if cost_usd is not None:
-            values["cost_usd"] = float(cost_usd)
-
-        def tx(conn: Connection) -> None:
-            self._require_run(conn, run_id)
-            conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(values))
-        self.write(tx)
-
-    def get_run(self, run_id: str) -> dict[str, Any]:
-        """One run with its params and metrics (``{key: [(step, value), ...]}``)."""
-        def tx(conn: Connection) -> dict[str, Any]:
-            row = self._require_run(conn, run_id)
-            run = self._run_dict(row)
-            history: dict[str, list[tuple[int, float]]] = {}
-            query = (select(s.metrics.c.key, s.metrics.c.step, s.metrics.c.value)
-                     .where(s.metrics.c.run_id == run_id)
-                     .order_by(s.metrics.c.key, s.metrics.c.step))
-            for key, step, value in conn.execute(query):
-                history.setdefault(key, []).append((step, math.nan if value is None else value))
-            run["metrics"] = history
-            return run
-        return self.read(tx)
-
-    def list_runs(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest runs first, without their metric history."""
-        query = select(s.runs).order_by(s.runs.c.started_at.desc()).limit(limit)
-        return self.read(lambda conn: [self._run_dict(r) for r in conn.execute(query)])
-
-    @staticmethod
-    def _require_run(conn: Connection, run_id: str):
-        row = conn.execute(select(s.runs).where(s.runs.c.id == run_id)).first()
-        if row is None:
-            raise NotFoundError("No such run", received=repr(run_id),
-                                fix="use an id returned by start_run or shown by list_runs")
-        return row
-
-    @staticmethod
-    def _run_dict(row) -> dict[str, Any]:
-        run = dict(row._mapping)
-        run["params"] = loads(run["params"])
-        run["tags"] = loads(run["tags"])
-        return run
-
     # -- prediction log ----------------------------------------------------------------------
     def log_predictions(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Append prediction records in one transaction; return how many were new.
@@ -285,8 +163,8 @@ class Store:
         records = []
         for row in rows:
             try:
-                records.append((_check_id(row["id"], "prediction id", 128),
-                                _check_id(row["model"], "model name", 128), row.get("version"),
+                records.append((check_id(row["id"], "prediction id", 128),
+                                check_id(row["model"], "model name", 128), row.get("version"),
                                 row.get("created_at") or now, row.get("latency_ms"),
                                 row["outputs"], row.get("input_digest"), row.get("input_sample")))
             except KeyError as exc:
@@ -388,8 +266,8 @@ class Store:
         sending the same feedback again returns the stored record with ``created=False``;
         the same key with different content raises ConflictError.
         """
-        _check_id(prediction_id, "prediction id", 128)
-        key = _check_id(prediction_id if key is None else key, "idempotency key", 256)
+        check_id(prediction_id, "prediction id", 128)
+        key = check_id(prediction_id if key is None else key, "idempotency key", 256)
         if label is None and rating is None:
             raise ConfigError("Feedback needs a label or a rating", received="neither",
                               fix="pass label=<true label> and/or rating=<number>")

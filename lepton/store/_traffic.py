@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from lepton.errors import ConflictError, NotFoundError
 from lepton.store import _schema as s
 from lepton.store._json import dumps, loads
-from lepton.store._store import actor
+from lepton.store._values import actor
 
 ACTIVE = ("running", "paused")
 KINDS = ("split", "canary", "shadow")
