@@ -72,6 +72,16 @@ class Callback:
         """Restore what ``get_state`` returned."""
 
 
+def attach(callbacks: list[Callback], model: Any, context: TrainingContext) -> list[Callback]:
+    """Give each callback the model and the context; returns those with a per-batch hook
+    (the loop calls only them after each step)."""
+    for cb in callbacks:
+        cb.set_model(model)
+        cb.set_context(context)
+    return [cb for cb in callbacks
+            if type(cb).on_train_batch_end is not Callback.on_train_batch_end]
+
+
 class History(Callback):
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {}

@@ -4,6 +4,8 @@ monitor's statistics; an explicit reference wins; a failure to profile never fai
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -132,9 +134,9 @@ def test_the_reservoir_is_a_seeded_uniform_sample_of_the_whole_stream():
 
     samples = []
     for _ in range(2):
-        reservoir = Reservoir(rows=500, seed=3)
-        assert sum(1 for _ in reservoir.watch(stream())) == 100
-        samples.append(reservoir.sample())
+        reservoir, model = Reservoir(rows=500, seed=3), types.SimpleNamespace()
+        assert sum(1 for _ in reservoir.watch(stream(), model)) == 100
+        samples.append(model.training_sample)  # set once the stream is through
     rows = samples[0].inputs[0][:, 0]
     assert samples[0].seen == 10_000 and len(np.unique(rows)) == 500
     np.testing.assert_array_equal(rows, samples[1].inputs[0][:, 0])

@@ -88,8 +88,9 @@ class Reservoir:
                 buffer[slot[keep]] = a[keep]
         self.seen += b
 
-    def watch(self, source: Iterable[tuple]) -> Iterator[tuple]:
-        """The batches of ``source``, unchanged, each one offered to the reservoir."""
+    def watch(self, source: Iterable[tuple], model: Any) -> Iterator[tuple]:
+        """The batches of ``source``, unchanged, each one offered to the reservoir; once
+        ``source`` is through, the sample is ``model.training_sample``."""
         for batch in source:
             if not self.broken:
                 try:
@@ -97,6 +98,7 @@ class Reservoir:
                 except Exception:  # noqa: BLE001 - a sample is never worth failing fit
                     self.broken = True
             yield batch
+        model.training_sample = self.sample()
 
     def sample(self) -> TrainingSample | None:
         if self.broken or self.buffers is None or not self.seen:

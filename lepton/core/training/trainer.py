@@ -198,11 +198,7 @@ class Trainer:
                                        callbacks=self.callbacks)
         context = callbacks_module.TrainingContext(is_writer=self.strategy.is_writer,
                                                    save_state=save_state)
-        for cb in self.callbacks:
-            cb.set_model(self.model)
-            cb.set_context(context)
-        batch_hooks = [cb for cb in self.callbacks if type(cb).on_train_batch_end
-                       is not callbacks_module.Callback.on_train_batch_end]
+        batch_hooks = callbacks_module.attach(self.callbacks, self.model, context)
         if resume:
             initial_epoch = max(initial_epoch, resume_from_checkpoint(
                 self.model, self.optimizer, self.generator, self.callbacks))
@@ -210,8 +206,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         for cb in self.callbacks:
             cb.on_train_begin()
-        self.model.stop_training = False
-        self.global_step = 0
+        self.model.stop_training, self.global_step = False, 0
         try:
             for epoch in range(initial_epoch, epochs):
                 for cb in self.callbacks:
@@ -219,11 +214,9 @@ class Trainer:
                 epoch_source = (self.strategy.shard_stream(split_stream(self.model, source))
                                 if streaming else source_fn())
                 if streaming and epoch == initial_epoch:  # a sample of the first epoch's rows
-                    epoch_source = reservoir.watch(epoch_source)
+                    epoch_source = reservoir.watch(epoch_source, self.model)
                 logs = self.train_epoch(epoch_source, steps, local_batch, progress, epoch,
                                         batch_hooks)
-                if streaming and epoch == initial_epoch:
-                    self.model.training_sample = reservoir.sample()
                 if val is not None:
                     val_logs = self.evaluate_batches(array_batches(
                         self.model, val, max(batch_size, 256), self.strategy))
