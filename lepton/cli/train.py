@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "torchvision's key layout (default: $LEPTON_HOME/weights/<name>."
                         "safetensors; with --model auto, used for small image folders)")
     parser.add_argument("--image-size", type=int, help="resize images to N x N pixels "
-                        "(a pretrained backbone's default: 64 for small images)")
+                        "(a pretrained backbone's default: 224 on a small image set)")
     parser.add_argument("--config", help="a YAML file with data, target, model, "
                         "preprocessing, split and train sections (flags win)")
     parser.add_argument("--out", help="the artifact directory to write (default: model)")

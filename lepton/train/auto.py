@@ -38,10 +38,12 @@ class Plan:
     schedule: str = "plateau"  # learning rate: halve on a plateau, or "cosine" decay to ~0
     average: float = 0.0  # per-step decay of an EMA of the weights (0: no averaging)
     weight_decay: float = 0.0  # decoupled (AdamW) weight decay
+    warmup_epochs: int = 0  # cosine lr ramps up over these first: Adam's first steps are large
 
     def describe(self) -> str:
         extras = "".join([", cosine lr" if self.schedule == "cosine" else "",
                           f", weight EMA {self.average:g}" if self.average else "",
+                          f", {self.warmup_epochs} warm-up epochs" if self.warmup_epochs else "",
                           f", weight decay {self.weight_decay:g}" if self.weight_decay else ""])
         return (f"{self.preset} (batch {self.batch_size}, up to {self.epochs} epochs, "
                 f"patience {self.patience}, lr {self.learning_rate:g}{extras})")
@@ -49,7 +51,7 @@ class Plan:
 
 # Plan settings a config file's ``train:`` section may set (besides epochs and batch_size).
 PLAN_SETTINGS = ("patience", "learning_rate", "augment", "min_epochs", "schedule", "average",
-                 "weight_decay")
+                 "weight_decay", "warmup_epochs")
 
 
 def _pow2(value: float, low: int, high: int) -> int:

@@ -67,15 +67,13 @@ def _compile(model: Any, task: str, lr: float, weight_decay: float = 0.0, *,
                   strategy=strategy)
 
 
-def _lbfgs(prepared: Any, plan: Any, cw: dict | None) -> Any:
-    """Full-batch L-BFGS with scikit-learn's L2 penalty (C = ``l2``, default 1)."""
+def _lbfgs(prepared: Any, plan: Any) -> Any:
+    """Full-batch L-BFGS with scikit-learn's L2 penalty (its C is 1 / ``l2``, default 1),
+    class weights included (they weigh the loss rows, as ``class_weight`` does there)."""
     from lepton.core import optimizers
-    from lepton.train.stream import sample_weights
 
-    # the trainer averages weighted losses over rows, scikit-learn over the weights
-    weights = sample_weights(prepared.y_train, cw)
-    mean_weight = 1.0 if weights is None else float(weights.mean())
-    decay = float(plan.options.get("l2", 1.0)) * mean_weight / len(prepared.y_train)
+    # the trainer averages weighted losses over rows: scikit-learn's objective divided by C n
+    decay = float(plan.options.get("l2", 1.0)) / len(prepared.y_train)
     if prepared.task == "binary":  # two softmax columns hold half the norm of their one
         decay *= 2  # logit difference: doubled, the penalty equals scikit-learn's binary one
     return optimizers.LBFGS(max_iter=int(plan.options.get("max_iter", 500)),
@@ -115,8 +113,9 @@ def _callbacks(plan: Any, time_limit: float | None, on_epoch: Callable | None,
         averaging = [WeightAverage(steps_per_epoch, plan.average)]
     if plan.schedule == "cosine":
         def cosine(epoch: int, _lr: float) -> float:
-            return max(1e-6, plan.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch
-                                                                      / plan.epochs)))
+            warm = min(1.0, (epoch + 1) / (plan.warmup_epochs + 1))
+            return max(1e-6, warm * plan.learning_rate * 0.5 * (
+                1 + math.cos(math.pi * epoch / plan.epochs)))
 
         schedule = callbacks.LearningRateScheduler(cosine)
     else:
@@ -155,7 +154,7 @@ def _fit(prepared: Any, plan: Any, seed: int, time_limit: float | None, verbose:
     # collapse when another process holds the other core); convolutions keep every core
     strategy = default_strategy(threads=None if prepared.kind == "image" else 1)  # torchrun: DDP
     if full_batch:  # float32: the line search needs exact losses
-        _compile(net, prepared.task, plan.learning_rate, optimizer=_lbfgs(prepared, plan, cw),
+        _compile(net, prepared.task, plan.learning_rate, optimizer=_lbfgs(prepared, plan),
                  precision="32", strategy=strategy)
     else:
         _compile(net, prepared.task, plan.learning_rate, plan.weight_decay, strategy=strategy)
@@ -271,7 +270,7 @@ def train(data: str | Path, target: str | None = None, *, model: str = "auto",
                 "auto", rival.kind, len(rival.y_train), overrides)]
         for inputs, plan in runs:
             log(f"model: {plan.describe()}")
-            fit = (transfer.fitter(_compile, _callbacks)
+            fit = (transfer.fitter(_compile, _callbacks, _lbfgs)
                    if isinstance(plan, transfer.TransferPlan) else _fit)
             candidate, hist = fit(inputs, plan, int(split.get("seed", 42)), time_limit,
                                   verbose, lambda e, logs: record.log_metrics(run_id, logs, e))

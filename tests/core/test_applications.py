@@ -242,8 +242,10 @@ def test_lepton_train_fine_tunes_a_backbone_into_a_served_artifact(tmp_path, mon
     pre = meta["preprocessing"]
     assert pre["size"] == [32, 32] and pre["channels"] == 3
     assert pre["mean"] == list(A.imagenet.MEAN) and pre["std"] == list(A.imagenet.STD)
-    plan = meta["training"]["config"]["plan"]  # the small-set recipe: the whole network trains
-    assert plan["fine_tune_from"] == "" and plan["fine_tune_bn"] is True
+    plan = meta["training"]["config"]["plan"]  # the small-set recipe: features, then the top
+    assert plan["head"] == "lbfgs" and plan["fine_tune_from"] == "block_13_expand"
+    assert plan["fine_tune_bn"] is False and plan["augment"] is False
+    assert "fit by L-BFGS" in captured.err
     predictor = Predictor.from_artifact(out)  # what the server loads
     raw = next((root / "test").rglob("*.png")).read_bytes()
     answer = predictor.predict_records([raw])[0]
