@@ -69,19 +69,16 @@ class TransferPlan(Plan):
 
     def describe(self) -> str:
         why = f"; {self.chosen_by}" if self.chosen_by else ""
-        head = (f"frozen base + new head for {self.head_epochs} epochs, then "
-                if self.head_epochs else "new head with ")
-        if self.head == "lbfgs":
-            head = "new head fit by L-BFGS to the frozen base's features, then "
+        head = ("new head fit by L-BFGS to the frozen base's features" if self.head == "lbfgs"
+                else f"frozen base + new head for {self.head_epochs} epochs")
         layers = (f"layers from {self.fine_tune_from}" if self.fine_tune_from
                   else "the whole network")
-        when = " from the start" if not self.head_epochs and self.head != "lbfgs" else ""
         augment = "" if self.augment else ", no augmentation"
         warm = f", {self.warmup_epochs} warm-up epochs" if self.warmup_epochs else ""
         bn = ("BatchNormalization included" if self.fine_tune_bn
               else "BatchNormalization frozen")
         return (f"{self.preset} pretrained backbone (weights {Path(self.weights).name}{why}), "
-                f"images {self.image_size}x{self.image_size} RGB; {head}{layers} unfrozen{when} "
+                f"images {self.image_size}x{self.image_size} RGB; {head}, then {layers} unfrozen "
                 f"({bn}) at lr {self.fine_tune_lr:g} (batch {self.batch_size}, up to {self.epochs} "
                 f"epochs in all, patience {self.patience}, lr {self.learning_rate:g}, cosine "
                 f"lr{warm}, weight EMA {self.average:g}, weight decay {self.weight_decay:g}"
